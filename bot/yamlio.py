@@ -1,0 +1,122 @@
+"""Safe YAML reading that remembers line numbers, so every problem can be reported as `file:line`.
+
+Staff edit these files by hand, and a hostile or broken file must never take the bot down: files
+are size-capped, must be UTF-8, and YAML aliases (the "billion laughs" bomb) are refused outright,
+since hand-written FAQ files have no use for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MAX_FILE_BYTES = 2_000_000
+
+
+class LineDict(dict[str, Any]):
+    """A mapping from YAML that knows the line of itself and of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list[Any]):
+    """A sequence from YAML that knows its line and the line of each item (1-based)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+    def line_at(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+@dataclass(frozen=True)
+class YamlProblem(Exception):
+    """A file that cannot be read as YAML at all."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class _Loader(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in these files", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice in the same block (first on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        plain = super().construct_mapping(node, deep=True)
+        result = LineDict(plain)
+        result.line = node.start_mark.line + 1
+        result.key_lines = {str(k): v for k, v in seen.items()}
+        return result
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> Any:
+        items = super().construct_sequence(node, deep=True)
+        result = LineList(items)
+        result.line = node.start_mark.line + 1
+        result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_sequence)
+
+
+def parse_yaml(text: str, path: str) -> Any:
+    """Parse YAML text; raise YamlProblem with the line of the first error."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        message = exc.problem or str(exc)
+        if exc.context and exc.problem:
+            message = f"{exc.context}: {exc.problem}"
+        raise YamlProblem(path, line, f"YAML syntax: {message}") from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(path, 1, f"YAML: {exc}") from None
+    except RecursionError:
+        raise YamlProblem(path, 1, "YAML nesting is too deep") from None
+
+
+def read_yaml(path: Path, shown_as: str | None = None) -> Any:
+    """Read one YAML file safely (size cap, UTF-8 only, no aliases)."""
+    name = shown_as or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise YamlProblem(name, 1, f"cannot read the file: {exc.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise YamlProblem(name, 1, f"file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise YamlProblem(name, line, "the file is not UTF-8 text: save it as UTF-8 in your editor") from None
+    return parse_yaml(text, name)
