@@ -1,0 +1,224 @@
+"""`python -m bot …`: the staff and test command line. The only place that prints for staff and picks
+exit codes (0 fine, 1 content problems or accuracy below a floor, 2 usage or environment)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.content import Loaded, load_knowledge
+from bot.dialogue import Knowledge, reply_to_text
+from bot.i18n import choose_language
+from bot.problems import ContentError, Problems
+from bot.yamlio import YamlProblem, read_yaml
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--faq", type=Path, default=None, help="FAQ folder (default: faq_dir in the config)")
+    p.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file (default: config.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Komek help-line bot: tools for staff.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="validate config.yaml and every FAQ file; list every problem")
+    _common(p)
+    p.add_argument("--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)")
+    p.add_argument("--quiet", action="store_true", help="print errors only, no warnings")
+
+    p = sub.add_parser("ask", help="print the reply the bot would give to a question")
+    _common(p)
+    p.add_argument("--lang", choices=None, default=None, help="reply language (default: detected)")
+    p.add_argument("--json", action="store_true", help="JSON output; with no QUESTION, one question per stdin line")
+    p.add_argument("question", nargs="*", help="the question (omit with --json to read stdin)")
+
+    p = sub.add_parser("export", help="the loaded FAQ as JSON, for translation tools and review")
+    _common(p)
+    p.add_argument("--format", choices=["json"], default="json")
+
+    p = sub.add_parser("chat", help="offline terminal chat with the same dialogue as the bot")
+    _common(p)
+    p.add_argument("--lang", default=None, help="start in this language (default: ask)")
+
+    p = sub.add_parser("eval", help="matcher accuracy on a labelled YAML file of {q, expect} items")
+    _common(p)
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--misses", type=int, default=40, help="how many misses to list (default 40)")
+    p.add_argument("--min-top1", type=float, default=None, help="exit 1 when top-1 is below this")
+    p.add_argument("--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Loaded | None:
+    try:
+        return load_knowledge(args.config, args.faq, _today())
+    except ContentError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"\n{len(exc.problems)} problem(s): fix them and run `python -m bot check`.", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.faq import stale_warnings
+
+    try:
+        loaded = load_knowledge(args.config, args.faq, _today())
+    except ContentError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"\nFAIL: {len(exc.problems)} error(s). The bot keeps serving the last good version.")
+        return 1
+    extra = Problems()
+    stale_warnings(loaded.knowledge.faq, _today(), args.stale_months, extra)
+    warnings = list(loaded.warnings) + extra.warnings
+    if not args.quiet:
+        for w in warnings:
+            print(w)
+    faq = loaded.knowledge.faq
+    print(
+        f"OK: {len(faq.entries)} entries in {len(faq.sections)} sections, "
+        f"{len(loaded.knowledge.config.languages)} languages; {len(warnings)} warning(s)."
+    )
+    return 0
+
+
+def _reply_json(k: Knowledge, question: str, lang: str | None) -> dict[str, Any]:
+    chosen = choose_language(lang, None, question, k.config.languages, k.config.default_language)
+    reply = reply_to_text(k, question, chosen)
+    return {
+        "query": question,
+        "id": reply.entry_id,
+        "score": reply.score,
+        "lang": reply.lang,
+        "kind": reply.kind,
+        "suggestions": list(reply.suggestions),
+        "urgent": reply.urgent,
+        "text": reply.text,
+    }
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    k = loaded.knowledge
+    if args.lang is not None and args.lang not in k.config.languages:
+        print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
+        return 2
+    question = " ".join(args.question)
+    if args.json:
+        lines = [question] if question else (line.rstrip("\n") for line in sys.stdin)
+        for line in lines:
+            print(json.dumps(_reply_json(k, line, args.lang), ensure_ascii=False), flush=True)
+        return 0
+    if not question:
+        print("give a question, e.g.: python -m bot ask \"как получить статус беженца\"", file=sys.stderr)
+        return 2
+    from bot.console import render
+
+    chosen = choose_language(args.lang, None, question, k.config.languages, k.config.default_language)
+    reply = reply_to_text(k, question, chosen)
+    text, _ = render(reply)
+    print(f"[{reply.kind} id={reply.entry_id} score={reply.score:.2f} lang={reply.lang}]")
+    print(text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    faq = loaded.knowledge.faq
+    out = {
+        "entries": [
+            {
+                "id": e.id,
+                "section": e.section,
+                "sources": list(e.sources),
+                "link": e.link,
+                "reviewed": e.reviewed.isoformat(),
+                "urgent": e.urgent,
+                "related": list(e.related),
+                "languages": {
+                    lang: {
+                        "title": b.title,
+                        "questions": list(b.questions),
+                        "keywords": list(b.keywords),
+                        "answer": b.answer,
+                        "checked": b.checked,
+                    }
+                    for lang, b in e.langs.items()
+                },
+            }
+            for e in faq.entries.values()
+        ]
+    }
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    from bot.console import run_chat
+
+    run_chat(loaded.knowledge, args.lang)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.evaluation import evaluate, parse_items, unknown_ids
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    try:
+        items = parse_items(read_yaml(args.file))
+    except (YamlProblem, ValueError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
+    k = loaded.knowledge
+    missing = unknown_ids(k, items)
+    if missing:
+        print(f"{args.file}: expected ids not in the FAQ: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    report = evaluate(k, items)
+    result = report.as_dict()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        o = result["overall"]
+        print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages")
+        print(f"  top-1 {o['top1']}  top-3 {o['top3']}  off-topic rejection {o['rejection']}")
+        for lang, t in result["per_lang"].items():
+            print(f"  {lang:7} top-1 {t['top1']}  top-3 {t['top3']}  rejection {t['rejection']}  (n={t['in_scope']}+{t['off_scope']})")
+        if args.misses:
+            print(f"misses ({len(report.misses)}):")
+            for m in report.misses[: args.misses]:
+                print(f"  [{m['lang']}] {m['q']!r}: expected {m['expect']}, got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}")
+    overall = result["overall"]
+    failed = (args.min_top1 is not None and (overall["top1"] or 0) < args.min_top1) or (
+        args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection
+    )
+    return 1 if failed else 0
+
+
+COMMANDS = {"check": cmd_check, "ask": cmd_ask, "export": cmd_export, "chat": cmd_chat, "eval": cmd_eval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

@@ -1,0 +1,372 @@
+"""What the bot says: (message, language, content) → Reply. No Telegram types, no I/O, no clock.
+
+Telegram handlers, the terminal chat and `python -m bot ask/eval` all call these functions, so what
+the tests and the accuracy figures measure is exactly what users get.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from bot.config import Config
+from bot.faq import FAQ, Entry, fill, placeholder_values
+from bot.i18n import Texts
+from bot.lexicon import lexicon
+from bot.matcher import Candidate, Index
+from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
+from bot.safety import detect
+
+TELEGRAM_LIMIT = 4096
+LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English"}
+
+# Reply kinds
+ANSWER, SUGGEST, FALLBACK, SMALLTALK, URGENT = "answer", "did_you_mean", "fallback", "smalltalk", "urgent"
+MENU, SECTION, CONTACTS, LANGUAGE, GREETING, INFO = "menu", "section", "contacts", "language", "greeting", "info"
+ANSWER_KINDS = (ANSWER, URGENT)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str | None = None  # callback data (at most 64 bytes)
+    url: str | None = None
+
+
+Keyboard = tuple[tuple[Button, ...], ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str
+    text: str
+    lang: str
+    buttons: Keyboard = ()
+    entry_id: str | None = None
+    score: float = 0.0
+    suggestions: tuple[str, ...] = ()
+    urgent: bool = False
+    candidates: tuple[Candidate, ...] = ()
+    set_language: str | None = None  # the user chose a language: store it
+    feedback: tuple[str, bool] | None = None  # (entry id, helpful?) to store
+    forget: bool = False  # the user confirmed erasing their data
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """One immutable version of everything the dialogue needs; swapped whole on reload."""
+
+    config: Config
+    faq: FAQ
+    index: Index
+    texts: Texts
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # placeholders per language
+
+    @classmethod
+    def build(cls, config: Config, faq: FAQ) -> Knowledge:
+        texts = Texts(faq.ui, config.default_language)
+        values: dict[str, dict[str, str]] = {}
+        for lang in config.languages:
+            missing = fill(texts.get("hotline_missing", lang), placeholder_values(config, lang))
+            values[lang] = placeholder_values(config, lang, missing)
+        return cls(config=config, faq=faq, index=Index(faq), texts=texts, values=values)
+
+    def t(self, key: str, lang: str, **extra: str) -> str:
+        """A UI text with every placeholder filled."""
+        values = dict(self.values.get(lang, {}))
+        values.update(extra)
+        return fill(self.texts.get(key, lang), values)
+
+    def lang(self, lang: str | None) -> str:
+        return lang if lang in self.config.languages else self.config.default_language
+
+
+# ---------------------------------------------------------------- keyboards
+
+
+def _menu_row(k: Knowledge, lang: str, contacts: bool = True) -> tuple[Button, ...]:
+    row = [Button(k.t("menu_button", lang), data="menu")]
+    if contacts:
+        row.append(Button(k.t("contacts_button", lang), data="contacts"))
+    return tuple(row)
+
+
+def _entry_button(k: Knowledge, entry: Entry, lang: str) -> Button:
+    return Button(entry.langs[lang].title if lang in entry.langs else entry.id, data=f"faq:{entry.id}")
+
+
+# ---------------------------------------------------------------- replies
+
+
+def entry_reply(
+    k: Knowledge,
+    entry_id: str,
+    lang: str,
+    *,
+    kind: str = ANSWER,
+    score: float = 1.0,
+    header: str = "",
+    candidates: tuple[Candidate, ...] = (),
+) -> Reply:
+    """An FAQ answer with its link, related entries, menu, contacts and feedback buttons."""
+    lang = k.lang(lang)
+    entry = k.faq.entries.get(entry_id)
+    if entry is None:
+        return entry_gone(k, lang)
+    block = entry.langs[lang]
+    text = fill(block.answer, k.values[lang])
+    if entry.link:
+        text += f"\n\n{k.t('more_link', lang)} {fill(entry.link, k.values[lang])}"
+    if header:
+        text = f"{header}\n\n{text}"
+    rows: list[tuple[Button, ...]] = []
+    for rel in entry.related:
+        other = k.faq.entries.get(rel)
+        if other is not None:
+            rows.append((_entry_button(k, other, lang),))
+    rows.append(_menu_row(k, lang))
+    rows.append(
+        (
+            Button(f"👍 {k.t('helpful', lang)}", data=f"fb:{entry.id}:1"),
+            Button("👎", data=f"fb:{entry.id}:0"),
+        )
+    )
+    return Reply(
+        kind=kind,
+        text=text,
+        lang=lang,
+        buttons=tuple(rows),
+        entry_id=entry.id,
+        score=score,
+        urgent=entry.urgent or kind == URGENT,
+        candidates=candidates,
+    )
+
+
+def menu_reply(k: Knowledge, lang: str, text: str | None = None, kind: str = MENU) -> Reply:
+    lang = k.lang(lang)
+    rows = [(Button(s.titles.get(lang, s.id), data=f"sec:{s.id}"),) for s in k.faq.sections]
+    rows.append((Button(k.t("contacts_button", lang), data="contacts"),))
+    return Reply(kind=kind, text=text or k.t("menu_title", lang), lang=lang, buttons=tuple(rows))
+
+
+def section_reply(k: Knowledge, section_id: str, lang: str) -> Reply:
+    lang = k.lang(lang)
+    section = k.faq.section(section_id)
+    if section is None:
+        return entry_gone(k, lang)
+    rows = [(_entry_button(k, k.faq.entries[e], lang),) for e in section.entry_ids if e in k.faq.entries]
+    rows.append((Button(k.t("back_button", lang), data="menu"),))
+    title = section.titles.get(lang, section.id)
+    return Reply(kind=SECTION, text=f"<b>{_escape(title)}</b>", lang=lang, buttons=tuple(rows))
+
+
+def office_open(config: Config, now: dt.datetime) -> bool:
+    """Is the office open at `now` (any time zone), by its hours in its own zone?"""
+    hours = config.contacts.office.hours
+    local = now.astimezone(ZoneInfo(hours.timezone))
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    opening = dt.time.fromisoformat(hours.open)
+    closing = dt.time.fromisoformat(hours.close)
+    return day in hours.days and opening <= local.time() < closing
+
+
+def contacts_reply(k: Knowledge, lang: str, now: dt.datetime) -> Reply:
+    lang = k.lang(lang)
+    status = k.t("open_now" if office_open(k.config, now) else "closed_now", lang)
+    text = k.t("contacts_card", lang, status=status)
+    rows = (
+        (Button(k.t("help_site_button", lang), url=k.config.contacts.help_site),),
+        (Button(k.t("menu_button", lang), data="menu"),),
+    )
+    return Reply(kind=CONTACTS, text=text, lang=lang, buttons=rows)
+
+
+def language_picker(k: Knowledge, lang: str) -> Reply:
+    row = tuple(Button(LANGUAGE_NAMES.get(code, code), data=f"lang:{code}") for code in k.config.languages)
+    return Reply(kind=LANGUAGE, text=k.t("choose_language", k.lang(lang)), lang=k.lang(lang), buttons=(row,))
+
+
+def greeting_reply(k: Knowledge, lang: str) -> Reply:
+    return menu_reply(k, lang, text=k.t("greeting", k.lang(lang)), kind=GREETING)
+
+
+def entry_gone(k: Knowledge, lang: str) -> Reply:
+    return menu_reply(k, lang, text=k.t("entry_gone", k.lang(lang)), kind=INFO)
+
+
+def fallback_reply(k: Knowledge, lang: str, key: str = "fallback", candidates: tuple[Candidate, ...] = ()) -> Reply:
+    lang = k.lang(lang)
+    rows = (
+        _menu_row(k, lang),
+        (Button(k.t("help_site_button", lang), url=k.config.contacts.help_site),),
+    )
+    return Reply(kind=FALLBACK, text=k.t(key, lang), lang=lang, buttons=rows, candidates=candidates)
+
+
+def info_reply(k: Knowledge, key: str, lang: str, **extra: str) -> Reply:
+    """A UI text with the menu under it (help, non-text messages, slow down, errors...)."""
+    lang = k.lang(lang)
+    return Reply(kind=INFO, text=k.t(key, lang, **extra), lang=lang, buttons=(_menu_row(k, lang),))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---------------------------------------------------------------- free text
+
+
+def _smalltalk_kind(text: str) -> str | None:
+    """hello / thanks / bye when the message is only that (plus filler words), else None."""
+    lex = lexicon()
+    norm = normalize(text)
+    words = tokens(norm)
+    if has_latin(norm):
+        words = words + tokens(latin_to_cyrillic(norm))
+    kinds = [kind for kind, vocab in lex.smalltalk.items() if any(w in vocab for w in words)]
+    return kinds[0] if kinds else None
+
+
+def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
+    """The engine's answer to a free-text message, in `lang`."""
+    lang = k.lang(lang)
+    mc = k.config.matcher
+    alarm = detect(text)
+    content = k.index.content_terms(text)
+    if not content and alarm is None:
+        kind = _smalltalk_kind(text)
+        if kind is not None:
+            reply = menu_reply(k, lang, text=k.t(f"smalltalk_{kind}", lang), kind=SMALLTALK)
+            return reply
+        return fallback_reply(k, lang, key="empty_message")
+    candidates = tuple(k.index.match(text, limit=max(5, mc.max_suggestions + 1)))
+    top = candidates[0] if candidates else None
+    second = candidates[1] if len(candidates) > 1 else None
+    if alarm is not None:
+        confident = top is not None and top.score >= mc.answer_threshold
+        entry_id = top.entry_id if confident and top is not None else alarm.entry_id
+        score = top.score if confident and top is not None else 0.0
+        entry = k.faq.entries.get(entry_id)
+        # An entry whose answer already opens with the emergency number needs no second copy above it.
+        leads = entry is not None and "{emergency}" in entry.langs[lang].answer[:200]
+        return entry_reply(
+            k,
+            entry_id,
+            lang,
+            kind=URGENT,
+            score=score,
+            header="" if leads else k.t("urgent_header", lang),
+            candidates=candidates,
+        )
+    if top is None or top.score < mc.suggest_threshold:
+        return fallback_reply(k, lang, candidates=candidates)
+    if top.score >= mc.answer_threshold and (second is None or top.score - second.score >= mc.margin):
+        return entry_reply(k, top.entry_id, lang, score=top.score, candidates=candidates)
+    floor = max(mc.suggest_threshold, top.score - 0.25)
+    picks = [c.entry_id for c in candidates if c.score >= floor][: mc.max_suggestions]
+    rows = [(_entry_button(k, k.faq.entries[e], lang),) for e in picks]
+    rows.append(_menu_row(k, lang))
+    return Reply(
+        kind=SUGGEST,
+        text=k.t("did_you_mean", lang),
+        lang=lang,
+        buttons=tuple(rows),
+        score=top.score,
+        suggestions=tuple(picks),
+        candidates=candidates,
+    )
+
+
+# ---------------------------------------------------------------- commands and buttons
+
+_PAYLOAD_RE = re.compile(r"^(?:(?P<lang>[a-z]{2})_)?(?P<id>[a-z0-9]+(?:-[a-z0-9]+)*)$")
+
+
+def start_reply(k: Knowledge, payload: str, lang: str) -> Reply:
+    """/start with an optional deep-link payload: a language, an entry id, or <lang>_<entry-id>."""
+    payload = payload.strip().lower()
+    if payload in k.config.languages:
+        reply = greeting_reply(k, payload)
+        return _with_language(reply, payload)
+    m = _PAYLOAD_RE.match(payload)
+    if m and m.group("id") in k.faq.entries:
+        chosen = m.group("lang")
+        if chosen in k.config.languages:
+            return _with_language(entry_reply(k, m.group("id"), chosen), chosen)
+        return entry_reply(k, m.group("id"), lang)
+    return greeting_reply(k, lang)
+
+
+def _with_language(reply: Reply, lang: str) -> Reply:
+    return Reply(**{**reply.__dict__, "set_language": lang})
+
+
+def reply_to_button(k: Knowledge, data: str, lang: str, now: dt.datetime) -> Reply:
+    """A pressed inline button. Any string may arrive here (old or forged buttons): never raises."""
+    lang = k.lang(lang)
+    data = (data or "")[:64]
+    head, _, rest = data.partition(":")
+    if head == "menu":
+        return menu_reply(k, lang)
+    if head == "contacts":
+        return contacts_reply(k, lang, now)
+    if head == "sec":
+        return section_reply(k, rest, lang)
+    if head == "faq":
+        return entry_reply(k, rest, lang) if rest in k.faq.entries else entry_gone(k, lang)
+    if head == "lang" and rest in k.config.languages:
+        reply = greeting_reply(k, rest)
+        text = f"{k.t('language_set', rest)}\n\n{reply.text}"
+        return Reply(**{**reply.__dict__, "text": text, "set_language": rest})
+    if head == "fb":
+        entry_id, _, value = rest.partition(":")
+        if entry_id in k.faq.entries and value in ("0", "1"):
+            return Reply(
+                kind=INFO,
+                text=k.t("feedback_thanks", lang),
+                lang=lang,
+                buttons=(_menu_row(k, lang),),
+                feedback=(entry_id, value == "1"),
+            )
+        return entry_gone(k, lang)
+    if head == "forget":
+        if rest == "yes":
+            return Reply(kind=INFO, text="", lang=lang, buttons=(_menu_row(k, lang),), forget=True)
+        return info_reply(k, "forget_cancelled", lang)
+    return entry_gone(k, lang)
+
+
+def forget_prompt(k: Knowledge, lang: str) -> Reply:
+    lang = k.lang(lang)
+    row = (Button(k.t("forget_yes", lang), data="forget:yes"), Button(k.t("forget_no", lang), data="forget:no"))
+    return Reply(kind=INFO, text=k.t("forget_confirm", lang), lang=lang, buttons=(row,))
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split at paragraph, then line, then word boundaries so each part fits Telegram's limit."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            cut = rest.rfind(sep, 0, limit)
+            if cut > limit // 3:
+                break
+        if cut <= 0:
+            cut = limit
+            while cut > 0 and rest.rfind("<", 0, cut) > rest.rfind(">", 0, cut):
+                cut -= 1  # never cut inside a tag
+            cut = cut or limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts

@@ -1,0 +1,109 @@
+"""Matcher accuracy on a labelled set of messages: the figures behind every claim about quality.
+
+Strict on purpose: top-1 counts only a direct answer with the right entry (a "did you mean" is a
+miss there, though it counts for top-3); an out-of-scope message counts as rejected only when it
+gets the fallback or small talk, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.dialogue import ANSWER_KINDS, FALLBACK, SMALLTALK, Knowledge, Reply, reply_to_text
+from bot.i18n import choose_language
+
+
+@dataclass(frozen=True)
+class Item:
+    q: str
+    expect: str | None
+    lang: str = "?"
+
+
+@dataclass
+class Tally:
+    in_scope: int = 0
+    top1: int = 0
+    top3: int = 0
+    off_scope: int = 0
+    rejected: int = 0
+
+    def add(self, item: Item, reply: Reply) -> bool:
+        """Count one reply; True when it is right."""
+        if item.expect is None:
+            self.off_scope += 1
+            ok = reply.kind in (FALLBACK, SMALLTALK)
+            self.rejected += ok
+            return ok
+        self.in_scope += 1
+        hit1 = reply.kind in ANSWER_KINDS and reply.entry_id == item.expect
+        shown = ([reply.entry_id] if reply.entry_id else []) + list(reply.suggestions)
+        self.top1 += hit1
+        self.top3 += item.expect in shown[:3]
+        return hit1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "in_scope": self.in_scope,
+            "top1": _ratio(self.top1, self.in_scope),
+            "top3": _ratio(self.top3, self.in_scope),
+            "off_scope": self.off_scope,
+            "rejection": _ratio(self.rejected, self.off_scope),
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+@dataclass
+class Report:
+    overall: Tally = field(default_factory=Tally)
+    per_lang: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    misses: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall.as_dict(),
+            "per_lang": {k: v.as_dict() for k, v in sorted(self.per_lang.items())},
+            "misses": self.misses,
+        }
+
+
+def parse_items(data: Any) -> list[Item]:
+    if not isinstance(data, list):
+        raise ValueError("an evaluation file is a list of {q, expect} items")
+    items = []
+    for i, raw in enumerate(data, 1):
+        if not isinstance(raw, dict) or not isinstance(raw.get("q"), str) or "expect" not in raw:
+            raise ValueError(f"item {i} needs 'q' (text) and 'expect' (an entry id or null)")
+        items.append(Item(q=raw["q"], expect=raw["expect"], lang=str(raw.get("lang", "?"))))
+    return items
+
+
+def evaluate(k: Knowledge, items: list[Item]) -> Report:
+    report = Report()
+    for item in items:
+        lang = choose_language(None, None, item.q, k.config.languages, k.config.default_language)
+        reply = reply_to_text(k, item.q, lang)
+        ok = report.overall.add(item, reply)
+        report.per_lang[item.lang].add(item, reply)
+        if not ok:
+            report.misses.append(
+                {
+                    "q": item.q,
+                    "lang": item.lang,
+                    "expect": item.expect,
+                    "kind": reply.kind,
+                    "got": reply.entry_id,
+                    "suggestions": list(reply.suggestions),
+                    "top": [(c.entry_id, c.score) for c in reply.candidates[:3]],
+                }
+            )
+    return report
+
+
+def unknown_ids(k: Knowledge, items: list[Item]) -> list[str]:
+    return sorted({i.expect for i in items if i.expect is not None and i.expect not in k.faq.entries})

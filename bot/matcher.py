@@ -1,0 +1,241 @@
+"""Maps a user's message to FAQ entries, for messages as people really type them.
+
+The score of an entry combines two questions, both weighted by how telling each word is (IDF over
+entries):
+- coverage: how much of the *message* does the entry explain? Words the FAQ never uses count
+  against it, which is what lets "погода в Алматы" fall through to the fallback instead of
+  matching the one entry that mentions Almaty.
+- fit: how much of the entry's *best phrasing* (a question, keyword or title) does the message
+  contain? This picks the right entry among those that explain the message.
+Words are compared after normalisation and folding, so inflections ("статуса"), Kazakh suffixes
+("босқындарға"), typos ("беженеца"), Ukrainian ("біженця") and Russian in Latin letters all land
+on the FAQ's words. Every language's questions are indexed together: the entry is language-free,
+the answer is chosen later in the user's language.
+
+The index is built once per FAQ version and is immutable; `match` is pure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from bot.faq import FAQ
+from bot.lexicon import lexicon
+from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
+
+_VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: str
+    score: float
+    coverage: float
+    fit: float
+
+
+@dataclass(frozen=True)
+class MatcherParams:
+    """Shape of the score; decision thresholds live in config.yaml (they are policy, not language)."""
+
+    coverage_weight: float = 0.6  # score = coverage^w * fit^(1-w)
+    unknown_weight: float = 0.55  # weight of a word the FAQ never uses, as a share of the top IDF
+    min_similarity: float = 0.72
+
+
+def _skeleton(word: str) -> str:
+    return _VOWELS.sub("", word)
+
+
+def similarity(q: str, t: str) -> float:
+    """How likely two folded words are the same word: inflection, suffixes, typos, vowel slips."""
+    if q == t:
+        return 1.0
+    lq, lt = len(q), len(t)
+    mn, mx = min(lq, lt), max(lq, lt)
+    if mn < 3:
+        return 0.0
+    cp = 0
+    for a, b in zip(q, t, strict=False):
+        if a != b:
+            break
+        cp += 1
+    s = 0.0
+    if mn >= 4 and cp >= 4:
+        if cp == mn:  # one word continues the other: endings and agglutinated suffixes
+            s = 0.78 + 0.2 * mn / mx
+        elif cp >= mx - 3 or cp >= 0.7 * mx:  # same stem, different ending
+            s = 0.75 + 0.2 * cp / mx
+    if mn >= 4:
+        lev = Levenshtein.normalized_similarity(q, t)
+        if lev >= (0.8 if mn <= 5 else 0.75):
+            s = max(s, lev)
+    if abs(lq - lt) <= 2:
+        sq = _skeleton(q)
+        if len(sq) >= 3 and sq == _skeleton(t) and cp >= 1:
+            s = max(s, 0.8)  # vowels differ: Ukrainian и/і, Latin spelling, Kazakh vowels folded
+    return s
+
+
+class Index:
+    """All phrasings of all entries, as folded content words with their weights."""
+
+    def __init__(self, faq: FAQ, params: MatcherParams | None = None) -> None:
+        self.params = params or MatcherParams()
+        lex = lexicon()
+        self._stop = lex.stopwords
+        self._canon: dict[str, str] = {}
+        for group in faq.synonyms:
+            words = [w for w in (tokens(normalize(x)) for x in group) if len(w) == 1]
+            if len(words) < 2:
+                continue
+            head = words[0][0]
+            for (w,) in words[1:]:
+                self._canon.setdefault(w, head)
+        phrases: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+        for entry in faq.entries.values():
+            for block in entry.langs.values():
+                for text in (block.title, *block.questions, *block.keywords):
+                    for variant in self._variants(normalize(text)):
+                        terms = tuple(self._terms(variant))
+                        if terms:
+                            phrases[entry.id].add(terms)
+        self.entry_ids = tuple(faq.entries)
+        n = len(self.entry_ids)
+        df: dict[str, int] = defaultdict(int)
+        self._postings: dict[str, tuple[str, ...]] = {}
+        postings: dict[str, list[str]] = defaultdict(list)
+        for entry_id in self.entry_ids:
+            terms = {t for p in phrases[entry_id] for t in p}
+            for t in terms:
+                df[t] += 1
+                postings[t].append(entry_id)
+        self._postings = {t: tuple(v) for t, v in postings.items()}
+        self.idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
+        self.max_idf = max(self.idf.values(), default=1.0)
+        self._phrases: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
+            e: tuple((p, sum(self.idf[t] for t in p)) for p in sorted(phrases[e])) for e in self.entry_ids
+        }
+        self._vocab = sorted(self.idf)
+        self._by_prefix: dict[str, list[str]] = defaultdict(list)
+        self._by_skeleton: dict[str, list[str]] = defaultdict(list)
+        for t in self._vocab:
+            if len(t) >= 4:
+                self._by_prefix[t[:4]].append(t)
+            self._by_skeleton[_skeleton(t)].append(t)
+        self._cache: dict[str, tuple[tuple[str, float], ...]] = {}
+
+    # -- text to terms
+
+    def _variants(self, norm: str) -> list[str]:
+        out = [norm]
+        if has_latin(norm):
+            translit = latin_to_cyrillic(norm)
+            if translit != norm:
+                out.append(translit)
+        return out
+
+    def _terms(self, norm: str) -> list[str]:
+        out: list[str] = []
+        for t in tokens(norm):
+            if t in self._stop or len(t) < 2:
+                continue
+            t = self._canon.get(t, t)
+            if t not in out:
+                out.append(t)
+        return out
+
+    def similar_terms(self, q: str) -> tuple[tuple[str, float], ...]:
+        """Vocabulary words close to q, with their similarity (cached per index)."""
+        hit = self._cache.get(q)
+        if hit is not None:
+            return hit
+        found: dict[str, float] = {}
+        if q in self.idf:
+            found[q] = 1.0
+        if len(q) >= 3 and not q.isdigit():
+            pool: set[str] = set(self._by_prefix.get(q[:4], ())) if len(q) >= 4 else set()
+            pool.update(self._by_skeleton.get(_skeleton(q), ()))
+            cutoff = 0.7
+            for t, _, _ in process.extract(
+                q, self._vocab, scorer=Levenshtein.normalized_similarity, score_cutoff=cutoff, limit=None
+            ):
+                pool.add(t)
+            for t in pool:
+                s = similarity(q, t)
+                if s >= self.params.min_similarity and s > found.get(t, 0.0):
+                    found[t] = s
+        result = tuple(sorted(found.items(), key=lambda kv: -kv[1])[:12])
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[q] = result
+        return result
+
+    # -- scoring
+
+    def match(self, text: str, limit: int = 5) -> list[Candidate]:
+        """Entries ranked by score (best first); empty when nothing in the message is known."""
+        best: dict[str, Candidate] = {}
+        for variant in self._variants(normalize(text)):
+            for cand in self._score(self._terms(variant)):
+                old = best.get(cand.entry_id)
+                if old is None or cand.score > old.score:
+                    best[cand.entry_id] = cand
+        ranked = sorted(best.values(), key=lambda c: (-c.score, c.entry_id))
+        return ranked[:limit]
+
+    def content_terms(self, text: str) -> list[str]:
+        """The message's topic words (no stopwords): empty means it says nothing to match."""
+        return self._terms(normalize(text))
+
+    def _score(self, q_terms: list[str]) -> list[Candidate]:
+        if not q_terms:
+            return []
+        params = self.params
+        weights: list[float] = []
+        matches: list[tuple[tuple[str, float], ...]] = []
+        for q in q_terms[:60]:
+            sims = self.similar_terms(q)
+            if sims:
+                w = max(self.idf[t] for t, s in sims if s >= sims[0][1] - 1e-9)
+            elif q.isdigit() or len(q) < 3:
+                w = 0.0  # numbers and scraps neither help nor hurt
+            else:
+                w = params.unknown_weight * self.max_idf
+            weights.append(w)
+            matches.append(sims)
+        total = sum(weights)
+        if total <= 0:
+            return []
+        per_entry: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(matches))
+        term_best: dict[str, float] = {}
+        for i, sims in enumerate(matches):
+            for t, s in sims:
+                if s > term_best.get(t, 0.0):
+                    term_best[t] = s
+                for e in self._postings.get(t, ()):
+                    row = per_entry[e]
+                    if s > row[i]:
+                        row[i] = s
+        out: list[Candidate] = []
+        for e, row in per_entry.items():
+            coverage = sum(w * m for w, m in zip(weights, row, strict=True)) / total
+            fit = 0.0
+            for phrase, denom in self._phrases[e]:
+                if denom <= 0:
+                    continue
+                got = sum(self.idf[t] * term_best.get(t, 0.0) for t in phrase)
+                if got > 0:
+                    fit = max(fit, got / denom)
+            if coverage <= 0 or fit <= 0:
+                continue
+            a = params.coverage_weight
+            score = coverage**a * fit ** (1 - a)
+            out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4)))
+        return out
