@@ -24,22 +24,30 @@ def _today() -> dt.date:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faq", type=Path, default=None, help="FAQ folder (default: faq_dir in the config)")
-    p.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file (default: config.yaml)")
+    p.add_argument(
+        "--config", type=Path, default=Path("config.yaml"), help="config file (default: config.yaml)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Komek help-line bot: tools for staff.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Komek help-line bot: tools for staff."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate config.yaml and every FAQ file; list every problem")
     _common(p)
-    p.add_argument("--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)")
+    p.add_argument(
+        "--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)"
+    )
     p.add_argument("--quiet", action="store_true", help="print errors only, no warnings")
 
     p = sub.add_parser("ask", help="print the reply the bot would give to a question")
     _common(p)
     p.add_argument("--lang", choices=None, default=None, help="reply language (default: detected)")
-    p.add_argument("--json", action="store_true", help="JSON output; with no QUESTION, one question per stdin line")
+    p.add_argument(
+        "--json", action="store_true", help="JSON output; with no QUESTION, one question per stdin line"
+    )
     p.add_argument("question", nargs="*", help="the question (omit with --json to read stdin)")
 
     p = sub.add_parser("export", help="the loaded FAQ as JSON, for translation tools and review")
@@ -56,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--misses", type=int, default=40, help="how many misses to list (default 40)")
     p.add_argument("--min-top1", type=float, default=None, help="exit 1 when top-1 is below this")
-    p.add_argument("--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below")
+    p.add_argument(
+        "--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below"
+    )
     return parser
 
 
@@ -124,7 +134,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(json.dumps(_reply_json(k, line, args.lang), ensure_ascii=False), flush=True)
         return 0
     if not question:
-        print("give a question, e.g.: python -m bot ask \"как получить статус беженца\"", file=sys.stderr)
+        print('give a question, e.g.: python -m bot ask "как получить статус беженца"', file=sys.stderr)
         return 2
     from bot.console import render
 
@@ -204,11 +214,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages")
         print(f"  top-1 {o['top1']}  top-3 {o['top3']}  off-topic rejection {o['rejection']}")
         for lang, t in result["per_lang"].items():
-            print(f"  {lang:7} top-1 {t['top1']}  top-3 {t['top3']}  rejection {t['rejection']}  (n={t['in_scope']}+{t['off_scope']})")
+            print(
+                f"  {lang:7} top-1 {t['top1']}  top-3 {t['top3']}  rejection {t['rejection']}"
+                f"  (n={t['in_scope']}+{t['off_scope']})"
+            )
         if args.misses:
             print(f"misses ({len(report.misses)}):")
             for m in report.misses[: args.misses]:
-                print(f"  [{m['lang']}] {m['q']!r}: expected {m['expect']}, got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}")
+                print(
+                    f"  [{m['lang']}] {m['q']!r}: expected {m['expect']}, "
+                    f"got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}"
+                )
     overall = result["overall"]
     failed = (args.min_top1 is not None and (overall["top1"] or 0) < args.min_top1) or (
         args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection

@@ -7,7 +7,6 @@ import html
 import re
 from collections.abc import Callable
 
-from bot.i18n import choose_language
 from bot.dialogue import (
     Knowledge,
     Reply,
@@ -21,6 +20,7 @@ from bot.dialogue import (
     reply_to_text,
     start_reply,
 )
+from bot.i18n import choose_language
 
 _LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.S)
 _TAG = re.compile(r"<[^>]+>")
@@ -45,6 +45,23 @@ def render(reply: Reply) -> tuple[str, list[tuple[str, str]]]:
     for n, (label, _) in enumerate(choices, 1):
         lines.append(f"  [{n}] {label}")
     return "\n".join(lines), choices
+
+
+def command_reply(k: Knowledge, command: str, arg: str, lang: str, now: dt.datetime) -> Reply:
+    """The reply to a /command in the terminal chat (unknown ones get the help text)."""
+    match command:
+        case "start":
+            return start_reply(k, arg, lang)
+        case "menu":
+            return menu_reply(k, lang)
+        case "contacts":
+            return contacts_reply(k, lang, now)
+        case "language":
+            return language_picker(k, lang)
+        case "forget":
+            return forget_prompt(k, lang)
+        case _:
+            return info_reply(k, "help", lang)
 
 
 def run_chat(
@@ -75,14 +92,7 @@ def run_chat(
                 reply = info_reply(k, "forget_done", current, what="—")
         elif line.startswith("/"):
             command, _, arg = line[1:].partition(" ")
-            reply = {
-                "start": lambda: start_reply(k, arg, current),
-                "menu": lambda: menu_reply(k, current),
-                "contacts": lambda: contacts_reply(k, current, now),
-                "language": lambda: language_picker(k, current),
-                "help": lambda: info_reply(k, "help", current),
-                "forget": lambda: forget_prompt(k, current),
-            }.get(command, lambda: info_reply(k, "help", current))()
+            reply = command_reply(k, command, arg, current, now)
         else:
             current = choose_language(chosen, None, line, k.config.languages, current)
             reply = reply_to_text(k, line, current)

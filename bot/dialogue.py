@@ -24,7 +24,14 @@ LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English
 
 # Reply kinds
 ANSWER, SUGGEST, FALLBACK, SMALLTALK, URGENT = "answer", "did_you_mean", "fallback", "smalltalk", "urgent"
-MENU, SECTION, CONTACTS, LANGUAGE, GREETING, INFO = "menu", "section", "contacts", "language", "greeting", "info"
+MENU, SECTION, CONTACTS, LANGUAGE, GREETING, INFO = (
+    "menu",
+    "section",
+    "contacts",
+    "language",
+    "greeting",
+    "info",
+)
 ANSWER_KINDS = (ANSWER, URGENT)
 
 
@@ -197,7 +204,9 @@ def entry_gone(k: Knowledge, lang: str) -> Reply:
     return menu_reply(k, lang, text=k.t("entry_gone", k.lang(lang)), kind=INFO)
 
 
-def fallback_reply(k: Knowledge, lang: str, key: str = "fallback", candidates: tuple[Candidate, ...] = ()) -> Reply:
+def fallback_reply(
+    k: Knowledge, lang: str, key: str = "fallback", candidates: tuple[Candidate, ...] = ()
+) -> Reply:
     lang = k.lang(lang)
     rows = (
         _menu_row(k, lang),
@@ -263,11 +272,15 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
         )
     if top is None or top.score < mc.suggest_threshold:
         return fallback_reply(k, lang, candidates=candidates)
-    if top.score >= mc.answer_threshold and (second is None or top.score - second.score >= mc.margin):
+    if (
+        top.score >= mc.answer_threshold
+        and top.coverage >= mc.min_coverage
+        and (second is None or top.score - second.score >= mc.margin)
+    ):
         return entry_reply(k, top.entry_id, lang, score=top.score, candidates=candidates)
     floor = max(mc.suggest_threshold, top.score - 0.25)
     picks = [c.entry_id for c in candidates if c.score >= floor][: mc.max_suggestions]
-    rows = [(_entry_button(k, k.faq.entries[e], lang),) for e in picks]
+    rows: list[tuple[Button, ...]] = [(_entry_button(k, k.faq.entries[e], lang),) for e in picks]
     rows.append(_menu_row(k, lang))
     return Reply(
         kind=SUGGEST,
@@ -341,7 +354,10 @@ def reply_to_button(k: Knowledge, data: str, lang: str, now: dt.datetime) -> Rep
 
 def forget_prompt(k: Knowledge, lang: str) -> Reply:
     lang = k.lang(lang)
-    row = (Button(k.t("forget_yes", lang), data="forget:yes"), Button(k.t("forget_no", lang), data="forget:no"))
+    row = (
+        Button(k.t("forget_yes", lang), data="forget:yes"),
+        Button(k.t("forget_no", lang), data="forget:no"),
+    )
     return Reply(kind=INFO, text=k.t("forget_confirm", lang), lang=lang, buttons=(row,))
 
 

@@ -17,13 +17,77 @@ _UKRAINIAN_ONLY = re.compile(r"[їєґ]")
 _I_LETTER = re.compile(r"і")
 # Common words that mark Kazakh typed without Kazakh letters, or Russian typed in Latin letters.
 _KAZAKH_HINTS = frozenset(
-    "калай кайда кашан канша кандай неге керек бар жок ма ме ба бе па пе маган менин мен сиз сизге "
-    "боскын азаматтык куалик курал кужат алу алам аламын болады бола берилед бериледи жумыс бала "
-    "балам отбасы кызмет комек рахмет салем саламатсызба".split()
+    [
+        "калай",
+        "кайда",
+        "кашан",
+        "канша",
+        "кандай",
+        "неге",
+        "керек",
+        "бар",
+        "жок",
+        "ма",
+        "ме",
+        "ба",
+        "бе",
+        "па",
+        "пе",
+        "маган",
+        "менин",
+        "мен",
+        "сиз",
+        "сизге",
+        "боскын",
+        "азаматтык",
+        "куалик",
+        "курал",
+        "кужат",
+        "алу",
+        "алам",
+        "аламын",
+        "болады",
+        "бола",
+        "берилед",
+        "бериледи",
+        "жумыс",
+        "бала",
+        "балам",
+        "отбасы",
+        "кызмет",
+        "комек",
+        "рахмет",
+        "салем",
+        "саламатсызба",
+    ]
 )
 _TRANSLIT_HINTS = frozenset(
-    "kak gde chto shto kuda mne menya nado nuzhno mozhno pomogite pozhaluysta zdravstvuyte esli "
-    "pochemu kogda poluchit status bezhenca bezhenets ubezhishe dokumenty rabota spravka".split()
+    [
+        "kak",
+        "gde",
+        "chto",
+        "shto",
+        "kuda",
+        "mne",
+        "menya",
+        "nado",
+        "nuzhno",
+        "mozhno",
+        "pomogite",
+        "pozhaluysta",
+        "zdravstvuyte",
+        "esli",
+        "pochemu",
+        "kogda",
+        "poluchit",
+        "status",
+        "bezhenca",
+        "bezhenets",
+        "ubezhishe",
+        "dokumenty",
+        "rabota",
+        "spravka",
+    ]
 )
 
 

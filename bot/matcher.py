@@ -45,12 +45,102 @@ class MatcherParams:
     """Shape of the score; decision thresholds live in config.yaml (they are policy, not language)."""
 
     coverage_weight: float = 0.6  # score = coverage^w * fit^(1-w)
-    unknown_weight: float = 0.55  # weight of a word the FAQ never uses, as a share of the top IDF
+    unknown_weight: float = 1.25  # weight of a word the FAQ never uses, as a share of the top IDF
     min_similarity: float = 0.72
+    whole_weight: float = 0.3  # phrase fit = (phrase covered)^(1-x) * (message explained by it)^x
+    synonym_similarity: float = 0.86
 
 
 def _skeleton(word: str) -> str:
     return _VOWELS.sub("", word)
+
+
+# Kazakh is agglutinative: plural, possessive and case endings stack ("куәлігінің" = of his/her
+# certificate). Folded spellings (қ→к, ә→а, і→и), longest first.
+_KK_SUFFIXES = sorted(
+    [
+        "лар",
+        "лер",
+        "дар",
+        "дер",
+        "тар",
+        "тер",
+        "нын",
+        "нин",
+        "дын",
+        "дин",
+        "тын",
+        "тин",
+        "ымыз",
+        "имиз",
+        "ыныз",
+        "иниз",
+        "мыз",
+        "миз",
+        "ныз",
+        "низ",
+        "нда",
+        "нде",
+        "нан",
+        "нен",
+        "дан",
+        "ден",
+        "тан",
+        "тен",
+        "нга",
+        "нге",
+        "га",
+        "ге",
+        "ка",
+        "ке",
+        "на",
+        "не",
+        "да",
+        "де",
+        "та",
+        "те",
+        "ны",
+        "ни",
+        "ды",
+        "ди",
+        "ты",
+        "ти",
+        "сы",
+        "си",
+        "мен",
+        "бен",
+        "пен",
+        "ым",
+        "им",
+        "ын",
+        "ин",
+        "ыз",
+        "из",
+        "ы",
+        "и",
+        "а",
+        "е",
+        "м",
+        "н",
+    ],
+    key=len,
+    reverse=True,
+)
+
+
+def kazakh_stem(word: str) -> str:
+    """Strip stacked Kazakh endings (at most three) and undo к→г / п→б voicing before them."""
+    stem = word
+    for _ in range(3):
+        for suffix in _KK_SUFFIXES:
+            if stem.endswith(suffix) and len(stem) - len(suffix) >= 4:
+                stem = stem[: -len(suffix)]
+                break
+        else:
+            break
+    if stem != word and stem[-1:] in ("г", "б"):
+        stem = stem[:-1] + {"г": "к", "б": "п"}[stem[-1]]
+    return stem
 
 
 def similarity(q: str, t: str) -> float:
@@ -76,6 +166,10 @@ def similarity(q: str, t: str) -> float:
         lev = Levenshtein.normalized_similarity(q, t)
         if lev >= (0.8 if mn <= 5 else 0.75):
             s = max(s, lev)
+    if s < 0.85 and mn >= 4 and cp >= 3:
+        kq, kt = kazakh_stem(q), kazakh_stem(t)
+        if len(kq) >= 4 and kq == kt:
+            s = 0.85
     if abs(lq - lt) <= 2:
         sq = _skeleton(q)
         if len(sq) >= 3 and sq == _skeleton(t) and cp >= 1:
@@ -89,15 +183,24 @@ class Index:
     def __init__(self, faq: FAQ, params: MatcherParams | None = None) -> None:
         self.params = params or MatcherParams()
         lex = lexicon()
-        self._stop = lex.stopwords
+        self._stop = lex.stopwords.union(*lex.smalltalk.values())
         self._canon: dict[str, str] = {}
         for group in faq.synonyms:
             words = [w for w in (tokens(normalize(x)) for x in group) if len(w) == 1]
             if len(words) < 2:
                 continue
             head = words[0][0]
-            for (w,) in words[1:]:
+            for (w,) in words:
                 self._canon.setdefault(w, head)
+            latin = [w for (w,) in words if has_latin(w)]
+            for translit in {x for w in latin for x in tokens(latin_to_cyrillic(w))}:
+                self._canon.setdefault(translit, head)
+        self._syn_words = sorted(self._canon)
+        self._syn_prefix: dict[str, list[str]] = defaultdict(list)
+        for w in self._syn_words:
+            if len(w) >= 4:
+                self._syn_prefix[w[:4]].append(w)
+        self._canon_cache: dict[str, str] = {}
         phrases: dict[str, set[tuple[str, ...]]] = defaultdict(set)
         for entry in faq.entries.values():
             for block in entry.langs.values():
@@ -112,8 +215,7 @@ class Index:
         self._postings: dict[str, tuple[str, ...]] = {}
         postings: dict[str, list[str]] = defaultdict(list)
         for entry_id in self.entry_ids:
-            terms = {t for p in phrases[entry_id] for t in p}
-            for t in terms:
+            for t in {t for p in phrases[entry_id] for t in p}:
                 df[t] += 1
                 postings[t].append(entry_id)
         self._postings = {t: tuple(v) for t, v in postings.items()}
@@ -146,10 +248,37 @@ class Index:
         for t in tokens(norm):
             if t in self._stop or len(t) < 2:
                 continue
-            t = self._canon.get(t, t)
+            t = self._canonical(t)
             if t not in out:
                 out.append(t)
         return out
+
+    def _canonical(self, t: str) -> str:
+        """The synonym group a word belongs to (also for its inflected or misspelt forms)."""
+        hit = self._canon.get(t)
+        if hit is not None:
+            return hit
+        cached = self._canon_cache.get(t)
+        if cached is not None:
+            return cached
+        result = t
+        if len(t) >= 5 and self._syn_words:
+            pool = set(self._syn_prefix.get(t[:4], ()))
+            for w, _, _ in process.extract(
+                t, self._syn_words, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=5
+            ):
+                pool.add(w)
+            best, best_s = None, self.params.synonym_similarity
+            for w in pool:
+                sim = similarity(t, w)
+                if len(w) >= 4 and sim >= best_s:
+                    best, best_s = w, sim
+            if best is not None:
+                result = self._canon[best]
+        if len(self._canon_cache) > 50_000:
+            self._canon_cache.clear()
+        self._canon_cache[t] = result
+        return result
 
     def similar_terms(self, q: str) -> tuple[tuple[str, float], ...]:
         """Vocabulary words close to q, with their similarity (cached per index)."""
@@ -215,8 +344,10 @@ class Index:
             return []
         per_entry: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(matches))
         term_best: dict[str, float] = {}
+        term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for i, sims in enumerate(matches):
             for t, s in sims:
+                term_hits[t].append((i, s))
                 if s > term_best.get(t, 0.0):
                     term_best[t] = s
                 for e in self._postings.get(t, ()):
@@ -226,13 +357,26 @@ class Index:
         out: list[Candidate] = []
         for e, row in per_entry.items():
             coverage = sum(w * m for w, m in zip(weights, row, strict=True)) / total
-            fit = 0.0
+            fits = []
             for phrase, denom in self._phrases[e]:
                 if denom <= 0:
                     continue
                 got = sum(self.idf[t] * term_best.get(t, 0.0) for t in phrase)
-                if got > 0:
-                    fit = max(fit, got / denom)
+                if got <= 0:
+                    continue
+                explained = [0.0] * len(matches)
+                for t in phrase:
+                    for i, s in term_hits.get(t, ()):
+                        if s > explained[i]:
+                            explained[i] = s
+                whole = sum(w * m for w, m in zip(weights, explained, strict=True)) / total
+                x = params.whole_weight
+                fits.append((got / denom) ** (1 - x) * whole**x)
+            if not fits:
+                continue
+            # the best phrasing decides; several good phrasings break ties (the entry is *about* it)
+            top = sorted(fits, reverse=True)[:3]
+            fit = 0.8 * top[0] + 0.2 * sum(top) / 3
             if coverage <= 0 or fit <= 0:
                 continue
             a = params.coverage_weight

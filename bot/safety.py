@@ -18,8 +18,13 @@ class Alarm:
     entry_id: str  # the FAQ entry to show when the matcher has nothing better
 
 
+def _stem_hits(word: str, stem: str) -> bool:
+    # a short stem ("бет" from "бьет") must be the whole word, or it would match half the language
+    return word == stem if len(stem) <= 3 else word.startswith(stem)
+
+
 def _phrase_hits(words: list[str], phrase: tuple[str, ...]) -> bool:
-    return all(any(w.startswith(stem) for w in words) for stem in phrase)
+    return all(any(_stem_hits(w, stem) for w in words) for stem in phrase)
 
 
 def detect(text: str) -> Alarm | None:

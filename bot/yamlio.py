@@ -51,7 +51,7 @@ class YamlProblem(Exception):
 class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed in these files", event.start_mark
             )
@@ -70,7 +70,7 @@ class _Loader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         plain = super().construct_mapping(node, deep=True)
-        result = LineDict(plain)
+        result = LineDict({str(key): value for key, value in plain.items()})
         result.line = node.start_mark.line + 1
         result.key_lines = {str(k): v for k, v in seen.items()}
         return result
@@ -90,7 +90,7 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_sequence)
 def parse_yaml(text: str, path: str) -> Any:
     """Parse YAML text; raise YamlProblem with the line of the first error."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

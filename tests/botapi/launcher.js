@@ -642,10 +642,10 @@ class Emulator {
       type: fields.type,
       text: fields.record.text,
       raw_text: fields.record.raw_text,
-      parse_mode: fields.record.parse_mode,
+      parse_mode: fields.record.parse_mode || null,
       parse_mode_emulated: fields.record.parse_mode_emulated,
       entities: fields.record.entities,
-      caption: fields.record.caption,
+      caption: fields.record.caption === undefined ? null : fields.record.caption,
       reply_markup: markup || null,
       reply_to_message_id: replyTo ? replyTo.message_id : null,
       method,
@@ -783,7 +783,7 @@ class Emulator {
       next.text = t.text;
       if (t.entities.length) next.entities = t.entities;
       else delete next.entities;
-      Object.assign(recUpdate, { text: t.text, raw_text: t.source, parse_mode: t.parseMode, parse_mode_emulated: t.emulated, entities: t.entities });
+      Object.assign(recUpdate, { text: t.text, raw_text: t.source, parse_mode: t.parseMode || null, parse_mode_emulated: t.emulated, entities: t.entities });
     } else if (canonical === 'editMessageCaption') {
       if (rec.type === 'text') throw badRequest('there is no caption in the message to edit');
       const c = formatText(params.caption || '', params.parse_mode, jsonParam(params, 'caption_entities'), 1024, 'caption');
@@ -791,7 +791,7 @@ class Emulator {
       else delete next.caption;
       if (c.entities.length) next.caption_entities = c.entities;
       else delete next.caption_entities;
-      Object.assign(recUpdate, { caption: c.text || null, raw_text: c.source, parse_mode: c.parseMode, parse_mode_emulated: c.emulated, entities: c.entities });
+      Object.assign(recUpdate, { caption: c.text || null, raw_text: c.source, parse_mode: c.parseMode || null, parse_mode_emulated: c.emulated, entities: c.entities });
     }
     const comparable = (m) => JSON.stringify([m.text, m.entities, m.caption, m.caption_entities, m.reply_markup]);
     if (comparable(next) === comparable(msg)) {
@@ -875,8 +875,6 @@ class Emulator {
     if (chatType === 'private' && m.from.id !== chatId) throw badRequest('in a private chat, chat.id must equal from.id');
     if (isEmpty(m.date)) m.date = nowSeconds();
     else if (Number(m.date) > 1e11) m.date = Math.floor(Number(m.date) / 1000); // milliseconds
-    m.message_id = this.server.messageId;
-    this.server.messageId += 1;
     if (typeof m.text === 'string' && !m.entities) {
       const cmd = /^\/[A-Za-z0-9_]+(@\w+)?/.exec(m.text);
       if (cmd) m.entities = [{ type: 'bot_command', offset: 0, length: cmd[0].length }];
@@ -892,6 +890,8 @@ class Emulator {
       m.reply_to_message = shallow;
       delete m.reply_to_message_id;
     }
+    m.message_id = this.server.messageId;
+    this.server.messageId += 1;
     this.rememberChat(m.chat);
     this.users.set(String(m.from.id), m.from);
     this.userMessages.set(`${token}|${chatId}|${m.message_id}`, m);

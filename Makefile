@@ -1,0 +1,55 @@
+# Komek. Two commands do all the set-up on a fresh machine (Python 3.11+, make, Node/npm):
+#   make run    the bot (offline terminal chat when TELEGRAM_BOT_TOKEN is not set)
+#   make test   installs everything the tests need, then ruff, mypy and pytest
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/botapi/node_modules/.installed
+
+.PHONY: run test check lint typecheck unit e2e eval bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): tests/botapi/package.json tests/botapi/package-lock.json
+	npm ci --prefix tests/botapi --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+run: $(STAMP)
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || [ -n "$$TELEGRAM_BOT_TOKEN_FILE" ]; then \
+		$(PY) -m bot run; \
+	else \
+		echo "TELEGRAM_BOT_TOKEN is not set: starting the offline terminal chat."; \
+		$(PY) -m bot chat; \
+	fi
+
+check: $(STAMP)
+	$(PY) -m bot check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bot tests bench
+	$(VENV)/bin/ruff format --check bot
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy bot
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck
+	$(VENV)/bin/pytest -q
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not e2e"
+
+e2e: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/pytest -q -m e2e
+
+eval: $(STAMP)
+	$(PY) -m bot eval tests/data/eval.yaml --misses 0
+	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0
+
+clean:
+	rm -rf $(VENV) tests/botapi/node_modules .pytest_cache .mypy_cache .ruff_cache
