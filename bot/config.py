@@ -160,9 +160,7 @@ class _Reader:
     def localized(self, d: LineDict, key: str, languages: tuple[str, ...]) -> Localized:
         value = d.get(key)
         if not isinstance(value, LineDict):
-            self.p.error(
-                self.file, d.line_of(key), f"'{key}' needs a text per language ({', '.join(languages)})"
-            )
+            self.p.error(self.file, d.line_of(key), f"'{key}' needs a text per language ({', '.join(languages)})")
             return {lang: "" for lang in languages}
         out: Localized = {}
         for lang in languages:
@@ -214,9 +212,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
         )
     default_language = r.text(data, "default_language", languages[0])
     if default_language not in languages:
-        p.error(
-            file, data.line_of("default_language"), f"'default_language' must be one of {list(languages)}"
-        )
+        p.error(file, data.line_of("default_language"), f"'default_language' must be one of {list(languages)}")
         default_language = languages[0]
 
     m = r.section(data, "matcher", required=False)
@@ -228,9 +224,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
         max_suggestions=r.integer(m, "max_suggestions", 3, 1, 5),
     )
     if matcher.suggest_threshold > matcher.answer_threshold:
-        p.error(
-            file, m.line_of("suggest_threshold"), "'suggest_threshold' must not be above 'answer_threshold'"
-        )
+        p.error(file, m.line_of("suggest_threshold"), "'suggest_threshold' must not be above 'answer_threshold'")
 
     s = r.section(data, "storage", required=False)
     storage = StorageConfig(
@@ -254,9 +248,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
             admins.append(item)
     ops = t.get("operators_chat")
     if ops is not None and (isinstance(ops, bool) or not isinstance(ops, int)):
-        p.error(
-            file, t.line_of("operators_chat"), "'operators_chat' must be a numeric Telegram chat id or null"
-        )
+        p.error(file, t.line_of("operators_chat"), "'operators_chat' must be a numeric Telegram chat id or null")
         ops = None
     telegram = TelegramConfig(
         flood_messages_per_minute=r.integer(t, "flood_messages_per_minute", 20, 1, 1000),
@@ -311,9 +303,7 @@ def _parse_contacts(r: _Reader, c: LineDict, languages: tuple[str, ...]) -> Cont
     raw_hotline = r.items(c, "hotline")
     for i, item in enumerate(raw_hotline):
         if not isinstance(item, LineDict):
-            p.error(
-                file, raw_hotline.line_at(i), "each hotline item needs 'label' (per language) and 'value'"
-            )
+            p.error(file, raw_hotline.line_at(i), "each hotline item needs 'label' (per language) and 'value'")
             continue
         hotline.append(HotlineItem(label=r.localized(item, "label", languages), value=r.text(item, "value")))
     e = r.section(c, "emergency")
@@ -325,9 +315,7 @@ def _parse_contacts(r: _Reader, c: LineDict, languages: tuple[str, ...]) -> Cont
             p.error(file, raw_offices.line_at(i), "each asylum office needs 'city' and 'address'")
             continue
         offices.append(
-            AsylumOffice(
-                city=r.localized(item, "city", languages), address=r.localized(item, "address", languages)
-            )
+            AsylumOffice(city=r.localized(item, "city", languages), address=r.localized(item, "address", languages))
         )
     igo = r.section(c, "igo")
     return Contacts(

@@ -17,7 +17,7 @@ from bot.i18n import Texts
 from bot.lexicon import lexicon
 from bot.matcher import Candidate, Index
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
-from bot.safety import detect
+from bot.safety import Alarm, detect
 
 TELEGRAM_LIMIT = 4096
 LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English"}
@@ -204,9 +204,7 @@ def entry_gone(k: Knowledge, lang: str) -> Reply:
     return menu_reply(k, lang, text=k.t("entry_gone", k.lang(lang)), kind=INFO)
 
 
-def fallback_reply(
-    k: Knowledge, lang: str, key: str = "fallback", candidates: tuple[Candidate, ...] = ()
-) -> Reply:
+def fallback_reply(k: Knowledge, lang: str, key: str = "fallback", candidates: tuple[Candidate, ...] = ()) -> Reply:
     lang = k.lang(lang)
     rows = (
         _menu_row(k, lang),
@@ -239,6 +237,19 @@ def _smalltalk_kind(text: str) -> str | None:
     return kinds[0] if kinds else None
 
 
+def _urgent_entry(k: Knowledge, alarm: Alarm, top: Candidate | None, threshold: float) -> tuple[str, float]:
+    """Which entry follows the emergency numbers. Violence and detention wording get their own safety
+    entry ("муж избил" is about violence, not family reunification) unless the matcher is confident
+    in another urgent entry; danger words often come inside an asylum story, so there a confident
+    match wins ("меня убьют дома, могу ли я стать беженцем")."""
+    if top is None or top.score < threshold:
+        return alarm.entry_id, 0.0
+    entry = k.faq.entries.get(top.entry_id)
+    if top.entry_id == alarm.entry_id or (entry is not None and entry.urgent) or alarm.category == "danger":
+        return top.entry_id, top.score
+    return alarm.entry_id, 0.0
+
+
 def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
     """The engine's answer to a free-text message, in `lang`."""
     lang = k.lang(lang)
@@ -255,9 +266,7 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
     top = candidates[0] if candidates else None
     second = candidates[1] if len(candidates) > 1 else None
     if alarm is not None:
-        confident = top is not None and top.score >= mc.answer_threshold
-        entry_id = top.entry_id if confident and top is not None else alarm.entry_id
-        score = top.score if confident and top is not None else 0.0
+        entry_id, score = _urgent_entry(k, alarm, top, mc.answer_threshold)
         entry = k.faq.entries.get(entry_id)
         # An entry whose answer already opens with the emergency number needs no second copy above it.
         leads = entry is not None and "{emergency}" in entry.langs[lang].answer[:200]
@@ -365,24 +374,33 @@ def forget_prompt(k: Knowledge, lang: str) -> Reply:
 
 
 def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries so each part fits Telegram's limit."""
-    if len(text) <= limit:
-        return [text]
+    """Split at paragraph, then line, then word boundaries (never inside an HTML tag) so that each
+    part fits Telegram's limit; empty parts are dropped (Telegram refuses empty messages)."""
     parts: list[str] = []
-    rest = text
+    rest = text.strip()
     while len(rest) > limit:
-        cut = -1
-        for sep in ("\n\n", "\n", " "):
-            cut = rest.rfind(sep, 0, limit)
-            if cut > limit // 3:
-                break
-        if cut <= 0:
-            cut = limit
-            while cut > 0 and rest.rfind("<", 0, cut) > rest.rfind(">", 0, cut):
-                cut -= 1  # never cut inside a tag
-            cut = cut or limit
-        parts.append(rest[:cut].rstrip())
+        cut = _cut_point(rest, limit)
+        head = rest[:cut].rstrip()
+        if head:
+            parts.append(head)
         rest = rest[cut:].lstrip()
     if rest:
         parts.append(rest)
     return parts
+
+
+def _outside_tag(text: str, pos: int) -> bool:
+    return text.rfind("<", 0, pos) <= text.rfind(">", 0, pos)
+
+
+def _cut_point(text: str, limit: int) -> int:
+    for sep in ("\n\n", "\n", " "):
+        pos = text.rfind(sep, 0, limit)
+        while pos > limit // 3:
+            if _outside_tag(text, pos):
+                return pos
+            pos = text.rfind(sep, 0, pos)
+    cut = limit
+    while cut > 1 and not _outside_tag(text, cut):
+        cut -= 1
+    return cut if cut > 1 else limit

@@ -51,6 +51,7 @@ class Entry:
     langs: Mapping[str, LangBlock]
     file: str
     line: int
+    related_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,7 @@ def _parse_lang_block(
         ctx.p.warn(
             file,
             aline,
-            f"entry '{entry_id}' ({lang}): the answer is {len(_visible(filled))} characters; "
-            "aim for about 700",
+            f"entry '{entry_id}' ({lang}): the answer is {len(_visible(filled))} characters; aim for about 700",
         )
     checked = block.get("checked", "draft")
     if not isinstance(checked, str) or not checked.strip():
@@ -374,19 +374,13 @@ def _parse_entry(ctx: _Ctx, file: str, raw: Any, line: int, section_id: str) -> 
             _check_text_placeholders(ctx, file, raw.line_of("link"), link, f"entry '{entry_id}' link")
             real = fill(link, ctx.placeholder_sample.get(ctx.config.default_language, {}))
             if not URL_RE.match(real):
-                ctx.p.error(
-                    file, raw.line_of("link"), f"entry '{entry_id}': 'link' is not a valid web address"
-                )
+                ctx.p.error(file, raw.line_of("link"), f"entry '{entry_id}': 'link' is not a valid web address")
     reviewed = _parse_date(raw.get("reviewed"))
     if reviewed is None:
-        ctx.p.error(
-            file, raw.line_of("reviewed"), f"entry '{entry_id}': 'reviewed' must be a date like 2026-11-24"
-        )
+        ctx.p.error(file, raw.line_of("reviewed"), f"entry '{entry_id}': 'reviewed' must be a date like 2026-11-24")
         reviewed = dt.date.min
     elif reviewed > ctx.today:
-        ctx.p.error(
-            file, raw.line_of("reviewed"), f"entry '{entry_id}': 'reviewed' date {reviewed} is in the future"
-        )
+        ctx.p.error(file, raw.line_of("reviewed"), f"entry '{entry_id}': 'reviewed' date {reviewed} is in the future")
     urgent = raw.get("urgent", False)
     if not isinstance(urgent, bool):
         ctx.p.error(file, raw.line_of("urgent"), f"entry '{entry_id}': 'urgent' must be true or false")
@@ -411,6 +405,7 @@ def _parse_entry(ctx: _Ctx, file: str, raw: Any, line: int, section_id: str) -> 
         langs=langs,
         file=file,
         line=raw.line,
+        related_line=raw.line_of("related"),
     )
 
 
@@ -438,9 +433,7 @@ def _load_ui(ctx: _Ctx, path: Path, shown: str) -> dict[str, dict[str, str]]:
                 ctx.p.error(shown, value.line_of(lang), f"UI text '{key}' has no '{lang}' version")
                 continue
             extra = UI_EXTRA_PLACEHOLDERS.get(str(key), frozenset())
-            _check_text_placeholders(
-                ctx, shown, value.line_of(lang), text, f"UI text '{key}' ({lang})", extra
-            )
+            _check_text_placeholders(ctx, shown, value.line_of(lang), text, f"UI text '{key}' ({lang})", extra)
             for err in html_problems(text)[0]:
                 ctx.p.error(shown, value.line_of(lang), f"UI text '{key}' ({lang}): {err}")
             texts[lang] = text.strip()
@@ -461,11 +454,7 @@ def _load_synonyms(ctx: _Ctx, path: Path, shown: str) -> tuple[tuple[str, ...], 
     out: list[tuple[str, ...]] = []
     for i, group in enumerate(groups):
         line = groups.line_at(i) if isinstance(groups, LineList) else 1
-        if (
-            not isinstance(group, list)
-            or len(group) < 2
-            or not all(isinstance(w, str) and w.strip() for w in group)
-        ):
+        if not isinstance(group, list) or len(group) < 2 or not all(isinstance(w, str) and w.strip() for w in group):
             ctx.p.error(shown, line, "each synonym group must list at least two words")
             continue
         out.append(tuple(w.strip() for w in group))
@@ -476,6 +465,7 @@ def _load_synonyms(ctx: _Ctx, path: Path, shown: str) -> tuple[tuple[str, ...], 
 UI_EXTRA_PLACEHOLDERS = {
     "contacts_card": frozenset({"status"}),
     "forget_done": frozenset({"what"}),
+    "forget_what": frozenset({"events", "questions", "feedback"}),
 }
 
 REQUIRED_UI = (
@@ -508,6 +498,7 @@ REQUIRED_UI = (
     "forget_yes",
     "forget_no",
     "forget_done",
+    "forget_what",
     "forget_cancelled",
     "help",
     "entry_gone",
@@ -549,9 +540,7 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
     entries: dict[str, Entry] = {}
     sections: list[Section] = []
     first_seen: dict[str, str] = {}
-    files = sorted(
-        f for f in base.glob("*.yaml") if f.name not in SPECIAL_FILES and not f.name.startswith("_")
-    )
+    files = sorted(f for f in base.glob("*.yaml") if f.name not in SPECIAL_FILES and not f.name.startswith("_"))
     if not files:
         p.error(str(base), 1, "no FAQ files (*.yaml) found")
     for path in files:
@@ -590,9 +579,7 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
             if entry is None:
                 continue
             if entry.id in entries:
-                p.error(
-                    name, entry.line, f"duplicate id '{entry.id}' (first defined at {first_seen[entry.id]})"
-                )
+                p.error(name, entry.line, f"duplicate id '{entry.id}' (first defined at {first_seen[entry.id]})")
                 continue
             first_seen[entry.id] = f"{name}:{entry.line}"
             entries[entry.id] = entry
@@ -602,9 +589,9 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
     for entry in entries.values():
         for rel in entry.related:
             if rel not in entries:
-                p.error(entry.file, entry.line, f"entry '{entry.id}': related id '{rel}' does not exist")
+                p.error(entry.file, entry.related_line, f"entry '{entry.id}': related id '{rel}' does not exist")
             elif rel == entry.id:
-                p.error(entry.file, entry.line, f"entry '{entry.id}' lists itself as related")
+                p.error(entry.file, entry.related_line, f"entry '{entry.id}' lists itself as related")
     _draft_warnings(p, entries.values())
     if own and p.errors:
         raise ContentError(p.errors)

@@ -62,6 +62,7 @@ def normalize(text: str) -> str:
         cleaned = " ".join(cleaned.split())
         # combining marks left alone at a word start (after stripping) mean nothing to a reader
         cleaned = re.sub(r"(^|\s)[\u0300-\u036f]+", r"\1", cleaned).strip()
+        cleaned = cleaned[:MAX_INPUT_CHARS].rstrip()  # NFKC can lengthen text ("½" → "1⁄2")
         if cleaned == text:
             break
         text = cleaned

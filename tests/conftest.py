@@ -1,0 +1,122 @@
+"""Shared fixtures: the real config and content, copies of them to break, and the real CLI.
+
+Everything here works on real files (the repository's config.yaml and faq/, or copies in tmp_path);
+nothing of our own code is mocked. Paths are relative to the repository root, found from this file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from bot.config import Config, load_config
+from bot.content import load_knowledge
+from bot.dialogue import Knowledge
+
+ROOT = Path(__file__).parent.parent
+CONFIG = ROOT / "config.yaml"
+FAQ_DIR = ROOT / "faq"
+DATA = Path(__file__).parent / "data"
+
+# Property tests: no per-example deadline (a cold cache or a busy CI machine is not a bug), and a
+# bounded number of examples so the whole suite stays well under a minute. For a longer hunt:
+#   HYPOTHESIS_PROFILE=thorough .venv/bin/pytest -q     (2,000 examples per property, about 30 s)
+settings.register_profile(
+    "komek",
+    deadline=None,
+    max_examples=150,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("thorough", parent=settings.get_profile("komek"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "komek"))
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    """The real config.yaml, validated."""
+    return load_config(CONFIG)
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> Knowledge:
+    """The real config and FAQ, loaded and indexed once for the whole run."""
+    return load_knowledge(CONFIG, None, dt.date.today()).knowledge
+
+
+@dataclass(frozen=True)
+class ContentCopy:
+    """A copy of the content in a temporary folder: `root/config.yaml` and `root/faq/`."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def faq(self) -> Path:
+        return self.root / "faq"
+
+
+def copy_content(dest: Path, faq_files: Path | None = None) -> ContentCopy:
+    """Copy config.yaml and faq/ into `dest`.
+
+    With `faq_files` (a folder of section files, e.g. one sample of tests/data/broken/), the copy's
+    faq/ holds those section files plus the real ui.yaml instead of the real sections.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(CONFIG, dest / "config.yaml")
+    faq = dest / "faq"
+    if faq_files is None:
+        shutil.copytree(FAQ_DIR, faq)
+    else:
+        faq.mkdir()
+        for path in sorted(faq_files.iterdir()):
+            if path.is_file():
+                shutil.copy2(path, faq / path.name)
+        shutil.copy2(FAQ_DIR / "ui.yaml", faq / "ui.yaml")
+    return ContentCopy(dest)
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> ContentCopy:
+    """A fresh copy of the real config.yaml and faq/ in tmp_path, free to break."""
+    return copy_content(tmp_path / "content")
+
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_cli(
+    *args: str | Path, cwd: Path = ROOT, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` in a child process (the interpreter running the tests), text in and out."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *map(str, args)],
+        cwd=cwd,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def cli() -> RunCli:
+    """Run `python -m bot ...` (see run_cli): cwd, stdin and timeout are keyword arguments."""
+    return run_cli

@@ -1,0 +1,221 @@
+"""bot.matcher on the real FAQ: messages as people type them land on sensible entries.
+
+Ranking assertions are deliberately loose (the expected entry is among the top 3, not first): the
+scoring is being tuned, and these tests guard against it breaking, not against it changing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.dialogue import Knowledge
+from bot.matcher import Index, MatcherParams, kazakh_stem, similarity
+
+
+def top3(knowledge: Knowledge, text: str) -> list[str]:
+    return [c.entry_id for c in knowledge.index.match(text, limit=3)]
+
+
+# ---------------------------------------------------------------- the index
+
+
+def test_index_builds_from_the_real_faq(knowledge: Knowledge) -> None:
+    index = knowledge.index
+    assert set(index.entry_ids) == set(knowledge.faq.entries)
+    assert len(index.entry_ids) >= 34
+    assert index.idf and all(w > 0 for w in index.idf.values())
+    assert index.max_idf == max(index.idf.values())
+
+
+def test_a_second_index_of_the_same_faq_ranks_the_same(knowledge: Knowledge) -> None:
+    again = Index(knowledge.faq, MatcherParams())
+    for text in ("как подать на убежище", "lost my passport", "азаматтык алу"):
+        assert again.match(text) == knowledge.index.match(text)
+
+
+def test_content_terms_drop_stopwords_and_smalltalk(knowledge: Knowledge) -> None:
+    assert knowledge.index.content_terms("здравствуйте, подскажите пожалуйста") == []
+    assert knowledge.index.content_terms("привет спасибо") == []
+    assert knowledge.index.content_terms("???") == []
+    assert knowledge.index.content_terms("как подать на убежище")
+
+
+# ---------------------------------------------------------------- messages → entries
+
+CLEAR_CASES = [
+    # Russian, as written in the brief
+    ("как подать на убежище", "asylum-apply"),
+    ("муж бьет", "gbv"),
+    ("номер скорой", "emergency"),
+    # Russian with typos and missing letters
+    ("как подать на убежишче", "asylum-apply"),
+    ("патерял паспарт", "lost-documents"),
+    ("граждансво казахстана", "citizenship"),
+    ("бесплатый юрист", "legal-aid"),
+    ("отказали в статусе что делать", "asylum-appeal"),
+    ("сколько ждать решения", "asylum-decision"),
+    ("свидетельство о рождении ребенка", "birth-registration"),
+    ("мошенники просят деньги за статус", "fraud"),
+    ("меня задержала полиция", "detention-deportation"),
+    # Russian typed in Latin letters
+    ("kak poluchit status bezhenca", "asylum-apply"),
+    ("kak padat na ubejishe", "asylum-apply"),
+    ("poteryal pasport", "lost-documents"),
+    ("besplatnyi yurist", "legal-aid"),
+    ("rabota dlya bezhencev", "employment"),
+    ("zhdat reshenie skolko", "asylum-decision"),
+    # Kazakh typed with Russian letters (no қ ә і ...)
+    ("пана сурау ушин кайда бару керек", "asylum-apply"),
+    ("боскын мартебесине отиниш кайда беремин", "asylum-apply"),
+    ("паспортымды жогалттым", "lost-documents"),
+    ("азаматтыгы жок адам деген ким", "stateless-definition"),
+    ("туу туралы куалик", "birth-registration"),
+    ("тегин зангер керек", "legal-aid"),
+    ("куйеуим урады", "gbv"),
+    # Kazakh with Kazakh letters
+    ("пана сұрауға өтінішті қайда беремін", "asylum-apply"),
+    # Ukrainian
+    ("як отримати статус біженця", "asylum-apply"),
+    ("куди подати заяву на притулок", "asylum-apply"),
+    ("я загубив паспорт", "lost-documents"),
+    ("безкоштовний юрист", "legal-aid"),
+    ("де працювати біженцю", "employment"),
+    ("українці в казахстані", "ukrainians"),
+    # English, with typos
+    ("how to apply for asylum", "asylum-apply"),
+    ("i lost my documents", "lost-documents"),
+    ("where is unhcr ofice", "contacts"),
+    ("how can i get citizenship", "citizenship"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CLEAR_CASES)
+def test_clear_messages_find_the_entry_in_the_top_3(knowledge: Knowledge, text: str, expected: str) -> None:
+    assert expected in knowledge.faq.entries, f"the test names an unknown entry {expected}"
+    assert expected in top3(knowledge, text), knowledge.index.match(text, limit=5)
+
+
+@pytest.mark.parametrize("text", ["какая погода завтра", "курс доллара сегодня", "рецепт борща", "football scores"])
+def test_off_topic_messages_score_low(knowledge: Knowledge, text: str) -> None:
+    found = knowledge.index.match(text)
+    assert not found or found[0].score < knowledge.config.matcher.suggest_threshold, found
+
+
+def test_results_are_ranked_and_limited(knowledge: Knowledge) -> None:
+    found = knowledge.index.match("документы беженца", limit=4)
+    assert 1 <= len(found) <= 4
+    scores = [c.score for c in found]
+    assert scores == sorted(scores, reverse=True)
+    assert len({c.entry_id for c in found}) == len(found)
+
+
+# ---------------------------------------------------------------- word similarity
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("статус", "статуса"),  # inflection
+        ("беженец", "беженцев"),
+        ("беженец", "беженеца"),  # typo: an extra letter
+        ("убежище", "убежишче"),
+        ("паспорт", "паспарт"),  # a vowel slip
+        ("биженец", "беженец"),  # Ukrainian і folded to и
+        ("боскындарга", "боскын"),  # Kazakh suffixes
+        ("куалик", "куалигинин"),
+    ],
+)
+def test_similarity_same_word(a: str, b: str) -> None:
+    assert similarity(a, b) >= MatcherParams().min_similarity
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("погода", "беженец"),
+        ("да", "до"),  # short words must match exactly
+        ("ок", "ко"),
+        ("работа", "граница"),
+        ("school", "asylum"),
+    ],
+)
+def test_similarity_different_words(a: str, b: str) -> None:
+    assert similarity(a, b) < MatcherParams().min_similarity
+
+
+def test_similarity_identity_and_short_words() -> None:
+    assert similarity("убежище", "убежище") == 1.0
+    assert similarity("ok", "ok") == 1.0
+    assert similarity("ok", "ox") == 0.0
+    assert similarity("", "") == 1.0
+    assert similarity("", "беженец") == 0.0
+
+
+def test_kazakh_stem_strips_stacked_endings() -> None:
+    assert kazakh_stem("боскындарга") == kazakh_stem("боскын")
+    assert kazakh_stem("куалигинин") == kazakh_stem("куалик")
+    assert kazakh_stem("азаматтыгы") == "азаматтык"  # г → к voicing undone
+    assert kazakh_stem("кужат") == "кужат"  # too short to strip
+
+
+folded_words = st.text(alphabet=st.sampled_from("абвгдежзиклмнопрстуфхцчшыэюяaeiouy"), max_size=14)
+
+
+@given(folded_words, folded_words)
+def test_similarity_is_symmetric_and_bounded(a: str, b: str) -> None:
+    s = similarity(a, b)
+    assert 0.0 <= s <= 1.0
+    assert s == similarity(b, a)
+    assert similarity(a, a) == 1.0
+
+
+# ---------------------------------------------------------------- robustness
+
+junk = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(categories=["Cc", "Cf", "So", "Mn", "Zs"]), max_size=200),
+    st.lists(
+        st.sampled_from(["беженец", "статус", "kak", "bezhenca", "босқын", "біженець", "asylum", "😀", "\u200d", "?"]),
+        max_size=30,
+    ).map(" ".join),
+)
+
+
+def check_candidates(knowledge: Knowledge, text: str, limit: int = 5) -> None:
+    found = knowledge.index.match(text, limit=limit)
+    assert len(found) <= limit
+    for c in found:
+        assert c.entry_id in knowledge.faq.entries
+        for value in (c.score, c.coverage, c.fit):
+            assert 0.0 <= value <= 1.0 and not math.isnan(value), c
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+@given(junk)
+def test_match_never_raises_and_scores_are_in_0_1(knowledge: Knowledge, text: str) -> None:
+    check_candidates(knowledge, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😀" * 10_000,
+        "🙏🏽" * 5_000 + " как подать на убежище",
+        "беженец " * 512,  # 4,096 characters
+        "a" * 4_096,
+        ("статус убежище паспорт работа школа " * 120)[:4_096],
+        " ".join(f"слово{i}" for i in range(800))[:4_096],
+        "\x00\x01\x02\x1b[31m\x7f" * 700,
+        "\u202e\u200d\ufeff" * 1_400,
+        "".join(chr(c) for c in range(0x20, 0x2FFF) if not 0xD800 <= c <= 0xDFFF)[:4_096],
+        "",
+        " ",
+    ],
+    ids=lambda t: f"{len(t)}-chars",
+)
+def test_match_survives_extreme_messages(knowledge: Knowledge, text: str) -> None:
+    check_candidates(knowledge, text)
