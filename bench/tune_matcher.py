@@ -24,8 +24,9 @@ def main() -> None:
     k = load_knowledge(Path("config.yaml"), None, dt.date.today()).knowledge
     items = parse_items(read_yaml(path))
     results = []
-    for a, u, x in itertools.product((0.5, 0.6, 0.7), (1.0, 1.25, 1.5), (0.0, 0.2, 0.35, 0.5)):
-        index = Index(k.faq, MatcherParams(coverage_weight=a, unknown_weight=u, whole_weight=x))
+    for a, u, x, g in itertools.product((0.6,), (2.0, 2.5, 3.0), (0.0,), (0.5, 0.6)):
+        params = MatcherParams(coverage_weight=a, unknown_weight=u, whole_weight=x, ngram_weight=g)
+        index = Index(k.faq, params)
         rows = []
         for it in items:
             alarm = detect(it.q)
@@ -33,14 +34,14 @@ def main() -> None:
             cands = index.match(it.q, 5) if (content or alarm) else []
             rows.append((it, alarm, content, cands))
         for at, margin, st, cov in itertools.product(
-            [v / 100 for v in range(34, 80, 3)],
+            [v / 100 for v in range(27, 60, 3)],
             (0.0, 0.02, 0.04),
             (0.3, 0.35, 0.4, 0.45),
             (0.0, 0.4, 0.5, 0.6),
         ):
             if st > at:
                 continue
-            t1 = n_in = rej = n_off = t3 = 0
+            t1 = n_in = rej = n_off = t3 = direct = direct_ok = 0
             for it, alarm, content, cands in rows:
                 top = cands[0] if cands else None
                 second = cands[1] if len(cands) > 1 else None
@@ -49,11 +50,7 @@ def main() -> None:
                     sugg: list[str] = []
                 elif not content or top is None or top.score < st:
                     kind, got, sugg = "fallback", None, []
-                elif (
-                    top.score >= at
-                    and top.coverage >= cov
-                    and (second is None or top.score - second.score >= margin)
-                ):
+                elif top.score >= at and top.coverage >= cov and (second is None or top.score - second.score >= margin):
                     kind, got, sugg = "answer", top.entry_id, []
                 else:
                     floor = max(st, top.score - 0.25)
@@ -63,13 +60,32 @@ def main() -> None:
                     rej += kind == "fallback"
                 else:
                     n_in += 1
-                    t1 += got == it.expect
-                    t3 += it.expect in ([got] if got else []) + sugg
+                    shown = ([got] if got else []) + sugg
+                    t1 += bool(shown) and shown[0] == it.expect
+                    t3 += it.expect in shown[:3]
+                    direct += got is not None
+                    direct_ok += got == it.expect
+            precision = direct_ok / direct if direct else 0.0
             results.append(
-                (min(t1 / n_in, rej / n_off), t1 / n_in, rej / n_off, t3 / n_in, a, u, x, at, margin, st, cov)
+                (
+                    round(min(t1 / n_in, rej / n_off), 3),
+                    round(precision, 3),
+                    t1 / n_in,
+                    rej / n_off,
+                    t3 / n_in,
+                    direct / n_in,
+                    a,
+                    u,
+                    x,
+                    g,
+                    at,
+                    margin,
+                    st,
+                    cov,
+                )
             )
     results.sort(reverse=True)
-    print("min    top1   reject top3   cov_w unk_w whole answer margin suggest min_cov")
+    print("min    d.prec top1   reject top3   direct cov_w unk_w whole ngram answer margin suggest min_cov")
     for r in results[:15]:
         print("  ".join(f"{x:.3f}" if isinstance(x, float) else str(x) for x in r))
 

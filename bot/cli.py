@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,30 +25,22 @@ def _today() -> dt.date:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faq", type=Path, default=None, help="FAQ folder (default: faq_dir in the config)")
-    p.add_argument(
-        "--config", type=Path, default=Path("config.yaml"), help="config file (default: config.yaml)"
-    )
+    p.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file (default: config.yaml)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot", description="Komek help-line bot: tools for staff."
-    )
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Komek help-line bot: tools for staff.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate config.yaml and every FAQ file; list every problem")
     _common(p)
-    p.add_argument(
-        "--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)"
-    )
+    p.add_argument("--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)")
     p.add_argument("--quiet", action="store_true", help="print errors only, no warnings")
 
     p = sub.add_parser("ask", help="print the reply the bot would give to a question")
     _common(p)
     p.add_argument("--lang", choices=None, default=None, help="reply language (default: detected)")
-    p.add_argument(
-        "--json", action="store_true", help="JSON output; with no QUESTION, one question per stdin line"
-    )
+    p.add_argument("--json", action="store_true", help="JSON output; with no QUESTION, one question per stdin line")
     p.add_argument("question", nargs="*", help="the question (omit with --json to read stdin)")
 
     p = sub.add_parser("export", help="the loaded FAQ as JSON, for translation tools and review")
@@ -64,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--misses", type=int, default=40, help="how many misses to list (default 40)")
     p.add_argument("--min-top1", type=float, default=None, help="exit 1 when top-1 is below this")
-    p.add_argument(
-        "--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below"
-    )
+    p.add_argument("--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below")
+    p = sub.add_parser("run", help="run the Telegram bot with long polling (TELEGRAM_BOT_TOKEN, KOMEK_SECRET)")
+    _common(p)
+    p = sub.add_parser("webhook", help="run the Telegram bot behind a webhook (settings in config.yaml)")
+    _common(p)
     return parser
 
 
@@ -213,6 +208,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         o = result["overall"]
         print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages")
         print(f"  top-1 {o['top1']}  top-3 {o['top3']}  off-topic rejection {o['rejection']}")
+        print(
+            f"  answered directly {o['direct']} (right {o['direct_precision']}); "
+            f"strict top-1 (direct and right) {o['strict_top1']}"
+        )
         for lang, t in result["per_lang"].items():
             print(
                 f"  {lang:7} top-1 {t['top1']}  top-3 {t['top3']}  rejection {t['rejection']}"
@@ -232,7 +231,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"check": cmd_check, "ask": cmd_ask, "export": cmd_export, "chat": cmd_chat, "eval": cmd_eval}
+def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
+    import os
+
+    from bot.app import EnvError, build_application, read_env, run_polling, run_webhook, setup_logging
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    try:
+        env = read_env(os.environ, loaded.knowledge.config.storage.database, need_webhook_secret=webhook)
+    except EnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging([env.token, env.secret.decode(), env.webhook_secret or ""])
+    for warning in loaded.warnings:
+        logging.getLogger("komek").warning("%s", warning)
+    app = build_application(loaded, env, args.config, args.faq)
+    if webhook:
+        run_webhook(app, env)
+    else:
+        run_polling(app)
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    return cmd_run(args, webhook=True)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "webhook": cmd_webhook,
+    "check": cmd_check,
+    "ask": cmd_ask,
+    "export": cmd_export,
+    "chat": cmd_chat,
+    "eval": cmd_eval,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

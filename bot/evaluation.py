@@ -1,8 +1,11 @@
 """Matcher accuracy on a labelled set of messages: the figures behind every claim about quality.
 
-Strict on purpose: top-1 counts only a direct answer with the right entry (a "did you mean" is a
-miss there, though it counts for top-3); an out-of-scope message counts as rejected only when it
-gets the fallback or small talk, never a guess.
+- top-1: the first entry the user is shown (the direct answer, or the first "did you mean"
+  button) is the expected one; top-3: it is among the first three shown.
+- direct: share of in-scope messages answered directly (no "did you mean" step);
+  direct_precision: of those direct answers, the share that is right (a wrong direct answer is the
+  worst outcome, so this is reported on its own); strict_top1: answered directly and right.
+- rejection: an out-of-scope message gets the fallback or small talk, never a guess or a suggestion.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Tally:
     top3: int = 0
     off_scope: int = 0
     rejected: int = 0
+    direct: int = 0
+    direct_right: int = 0
 
     def add(self, item: Item, reply: Reply) -> bool:
         """Count one reply; True when it is right."""
@@ -38,10 +43,13 @@ class Tally:
             self.rejected += ok
             return ok
         self.in_scope += 1
-        hit1 = reply.kind in ANSWER_KINDS and reply.entry_id == item.expect
         shown = ([reply.entry_id] if reply.entry_id else []) + list(reply.suggestions)
+        hit1 = bool(shown) and shown[0] == item.expect
         self.top1 += hit1
         self.top3 += item.expect in shown[:3]
+        if reply.kind in ANSWER_KINDS:
+            self.direct += 1
+            self.direct_right += reply.entry_id == item.expect
         return hit1
 
     def as_dict(self) -> dict[str, Any]:
@@ -51,6 +59,9 @@ class Tally:
             "top3": _ratio(self.top3, self.in_scope),
             "off_scope": self.off_scope,
             "rejection": _ratio(self.rejected, self.off_scope),
+            "direct": _ratio(self.direct, self.in_scope),
+            "direct_precision": _ratio(self.direct_right, self.direct),
+            "strict_top1": _ratio(self.direct_right, self.in_scope),
         }
 
 

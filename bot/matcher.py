@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from rapidfuzz import process
@@ -29,6 +29,7 @@ from bot.faq import FAQ
 from bot.lexicon import lexicon
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
 
+SYNONYM_DISCOUNT = 0.9  # a synonym is nearly, not quite, the word itself
 _VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
 
 
@@ -45,10 +46,22 @@ class MatcherParams:
     """Shape of the score; decision thresholds live in config.yaml (they are policy, not language)."""
 
     coverage_weight: float = 0.6  # score = coverage^w * fit^(1-w)
-    unknown_weight: float = 1.25  # weight of a word the FAQ never uses, as a share of the top IDF
+    unknown_weight: float = 2.0  # weight of a word the FAQ never uses, as a share of the top IDF
     min_similarity: float = 0.72
-    whole_weight: float = 0.3  # phrase fit = (phrase covered)^(1-x) * (message explained by it)^x
+    whole_weight: float = 0.0  # phrase fit = (phrase covered)^(1-x) * (message explained by it)^x
     synonym_similarity: float = 0.86
+    ngram_weight: float = 0.5  # blend with character 3/4-gram TF-IDF cosine (morphology, spelling)
+    ngram_scale: float = 1.5
+
+
+def _grams(terms: list[str] | tuple[str, ...]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for t in terms:
+        w = f" {t} "
+        for n in (3, 4):
+            for i in range(len(w) - n + 1):
+                out[w[i : i + n]] += 1
+    return out
 
 
 def _skeleton(word: str) -> str:
@@ -224,6 +237,12 @@ class Index:
         self._phrases: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
             e: tuple((p, sum(self.idf[t] for t in p)) for p in sorted(phrases[e])) for e in self.entry_ids
         }
+        entry_grams = {e: _grams([t for p, _ in self._phrases[e] for t in p]) for e in self.entry_ids}
+        gram_df: Counter[str] = Counter()
+        for grams in entry_grams.values():
+            gram_df.update(grams.keys())
+        self._gram_idf = {g: math.log(n / c) for g, c in gram_df.items() if c < n}
+        self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
         self._vocab = sorted(self.idf)
         self._by_prefix: dict[str, list[str]] = defaultdict(list)
         self._by_skeleton: dict[str, list[str]] = defaultdict(list)
@@ -232,6 +251,18 @@ class Index:
                 self._by_prefix[t[:4]].append(t)
             self._by_skeleton[_skeleton(t)].append(t)
         self._cache: dict[str, tuple[tuple[str, float], ...]] = {}
+        # synonym group head -> the FAQ's own words that belong to the group (and how closely)
+        self._group_terms: dict[str, tuple[tuple[str, float], ...]] = {}
+        members_of: dict[str, list[str]] = defaultdict(list)
+        for member, head in self._canon.items():
+            members_of[head].append(member)
+        for head, members in members_of.items():
+            hits: dict[str, float] = {}
+            for member in members:
+                for t, sim in self._direct_matches(member):
+                    if sim >= self.params.synonym_similarity and sim > hits.get(t, 0.0):
+                        hits[t] = sim
+            self._group_terms[head] = tuple(hits.items())
 
     # -- text to terms
 
@@ -248,7 +279,6 @@ class Index:
         for t in tokens(norm):
             if t in self._stop or len(t) < 2:
                 continue
-            t = self._canonical(t)
             if t not in out:
                 out.append(t)
         return out
@@ -285,6 +315,21 @@ class Index:
         hit = self._cache.get(q)
         if hit is not None:
             return hit
+        found = dict(self._direct_matches(q))
+        head = self._canonical(q)
+        if head != q or q in self._canon:
+            for t, sim in self._group_terms.get(head, ()):
+                expanded = SYNONYM_DISCOUNT * sim
+                if expanded > found.get(t, 0.0):
+                    found[t] = expanded
+        result = tuple(sorted(found.items(), key=lambda kv: -kv[1])[:12])
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[q] = result
+        return result
+
+    def _direct_matches(self, q: str) -> list[tuple[str, float]]:
+        """FAQ words that are the same word as q: inflection, typos, folding (no synonyms)."""
         found: dict[str, float] = {}
         if q in self.idf:
             found[q] = 1.0
@@ -300,24 +345,40 @@ class Index:
                 s = similarity(q, t)
                 if s >= self.params.min_similarity and s > found.get(t, 0.0):
                     found[t] = s
-        result = tuple(sorted(found.items(), key=lambda kv: -kv[1])[:12])
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[q] = result
-        return result
+        return list(found.items())
 
     # -- scoring
+
+    def _unit(self, grams: Counter[str]) -> dict[str, float]:
+        vec = {g: (1 + math.log(c)) * self._gram_idf[g] for g, c in grams.items() if g in self._gram_idf}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {g: v / norm for g, v in vec.items()}
 
     def match(self, text: str, limit: int = 5) -> list[Candidate]:
         """Entries ranked by score (best first); empty when nothing in the message is known."""
         best: dict[str, Candidate] = {}
         for variant in self._variants(normalize(text)):
-            for cand in self._score(self._terms(variant)):
+            terms = self._terms(variant)
+            for cand in self._blend(terms, self._score(terms)):
                 old = best.get(cand.entry_id)
                 if old is None or cand.score > old.score:
                     best[cand.entry_id] = cand
         ranked = sorted(best.values(), key=lambda c: (-c.score, c.entry_id))
         return ranked[:limit]
+
+    def _blend(self, terms: list[str], cands: list[Candidate]) -> list[Candidate]:
+        """Mix in character n-gram similarity, for the token stage's candidates only (cheap at scale)."""
+        g = self.params.ngram_weight
+        if not cands or g <= 0:
+            return cands
+        q = self._unit(_grams(terms))
+        out = []
+        for c in cands:
+            vec = self._gram_vecs[c.entry_id]
+            cos = sum(w * vec.get(gram, 0.0) for gram, w in q.items())
+            score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos)
+            out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit))
+        return out
 
     def content_terms(self, text: str) -> list[str]:
         """The message's topic words (no stopwords): empty means it says nothing to match."""

@@ -1,0 +1,212 @@
+"""Composition root: builds the python-telegram-bot Application, its services and handler order.
+
+Secrets come only from the environment: TELEGRAM_BOT_TOKEN (or TELEGRAM_BOT_TOKEN_FILE) and
+KOMEK_SECRET (the key for pseudonyms). TELEGRAM_BASE_URL / TELEGRAM_BASE_FILE_URL point the bot at a
+self-hosted Bot API server or a test server; KOMEK_DB overrides the database path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.content import Loaded
+from bot.flood import FloodGuard
+from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
+from bot.storage import Storage
+
+log = logging.getLogger("komek")
+
+COMMANDS = ("start", "menu", "contacts", "language", "help", "forget")
+COMMAND_TEXT = {
+    "ru": {
+        "start": "Начать",
+        "menu": "Темы",
+        "contacts": "Контакты и экстренные номера",
+        "language": "Язык",
+        "help": "Как пользоваться ботом",
+        "forget": "Удалить мои данные",
+    },
+    "kk": {
+        "start": "Бастау",
+        "menu": "Тақырыптар",
+        "contacts": "Байланыс және шұғыл нөмірлер",
+        "language": "Тіл",
+        "help": "Ботты қалай қолдану керек",
+        "forget": "Деректерімді өшіру",
+    },
+    "en": {
+        "start": "Start",
+        "menu": "Topics",
+        "contacts": "Contacts and emergency numbers",
+        "language": "Language",
+        "help": "How to use the bot",
+        "forget": "Delete my data",
+    },
+}
+NON_TEXT = (
+    filters.Sticker.ALL
+    | filters.PHOTO
+    | filters.VIDEO
+    | filters.VOICE
+    | filters.AUDIO
+    | filters.VIDEO_NOTE
+    | filters.ANIMATION
+    | filters.Document.ALL
+    | filters.LOCATION
+    | filters.CONTACT
+    | filters.POLL
+    | filters.Dice.ALL
+)
+
+
+class EnvError(Exception):
+    """A missing or unusable secret/setting in the environment: one clear line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Env:
+    token: str
+    secret: bytes
+    db_path: Path
+    base_url: str | None
+    base_file_url: str | None
+    webhook_secret: str | None
+
+
+def read_env(environ: Mapping[str, str], default_db: str, need_webhook_secret: bool = False) -> Env:
+    token = environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    token_file = environ.get("TELEGRAM_BOT_TOKEN_FILE", "").strip()
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise EnvError(f"TELEGRAM_BOT_TOKEN_FILE {token_file!r} cannot be read: {exc.strerror}") from None
+    if not token:
+        raise EnvError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather; see README)")
+    secret = environ.get("KOMEK_SECRET", "").strip()
+    if len(secret) < 16:
+        raise EnvError("KOMEK_SECRET must be set to a random string of at least 16 characters (see README)")
+    webhook_secret = environ.get("KOMEK_WEBHOOK_SECRET", "").strip() or None
+    if need_webhook_secret and not webhook_secret:
+        raise EnvError("KOMEK_WEBHOOK_SECRET must be set for webhook mode (letters, digits, _ and -)")
+    base_url = environ.get("TELEGRAM_BASE_URL", "").strip() or None
+    base_file_url = environ.get("TELEGRAM_BASE_FILE_URL", "").strip() or None
+    return Env(
+        token=token,
+        secret=secret.encode(),
+        db_path=Path(environ.get("KOMEK_DB", "").strip() or default_db),
+        base_url=base_url,
+        base_file_url=base_file_url,
+        webhook_secret=webhook_secret,
+    )
+
+
+async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
+    svc: Services = app.bot_data["services"]
+    svc.storage = await Storage.open(svc.db_path)
+    for lang in svc.knowledge.config.languages:
+        texts = COMMAND_TEXT.get(lang, COMMAND_TEXT["en"])
+        try:
+            await app.bot.set_my_commands([BotCommand(c, texts[c]) for c in COMMANDS], language_code=lang)
+            description = svc.knowledge.t("greeting", lang)
+            await app.bot.set_my_description(description[:512], language_code=lang)
+        except TelegramError as exc:
+            log.warning("could not set the command menu / description (%s): %s", lang, exc)
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(_purge, interval=dt.timedelta(days=1), first=dt.timedelta(seconds=30))
+    log.info("Komek is running: %d FAQ entries", len(svc.knowledge.faq.entries))
+
+
+async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    svc: Services = app.bot_data["services"]
+    if svc.storage is not None:
+        await svc.storage.close()
+        svc.storage = None
+
+
+async def _purge(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Daily: events and unanswered questions older than retention_days are deleted."""
+    svc = services(context)
+    days = svc.knowledge.config.storage.retention_days
+    counts = await svc.store(lambda s: s.purge_older_than(days, dt.datetime.now(dt.UTC)))
+    if counts:
+        log.info("retention purge: %s", counts)
+
+
+def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path | None) -> Application:  # type: ignore[type-arg]
+    k = loaded.knowledge
+    builder = (
+        ApplicationBuilder()
+        .token(env.token)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if env.base_url:
+        builder = builder.base_url(env.base_url)
+    if env.base_file_url:
+        builder = builder.base_file_url(env.base_file_url)
+    app = builder.build()
+    app.bot_data["services"] = Services(
+        knowledge=k,
+        secret=env.secret,
+        flood=FloodGuard(k.config.telegram.flood_messages_per_minute),
+        db_path=env.db_path,
+        config_path=config_path,
+        faq_dir=faq_dir,
+    )
+    # Order matters: commands first, then buttons, then text (new and edited), then everything else.
+    app.add_handler(CommandHandler(list(COMMANDS), on_command))
+    app.add_handler(CallbackQueryHandler(on_button))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & filters.TEXT & ~filters.COMMAND, on_text))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & NON_TEXT, on_non_text))
+    app.add_error_handler(on_error)
+    return app
+
+
+def env_default_db(loaded: Loaded) -> str:
+    return loaded.knowledge.config.storage.database
+
+
+def run_polling(app: Application) -> None:  # type: ignore[type-arg]
+    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+
+
+def run_webhook(app: Application, env: Env) -> None:  # type: ignore[type-arg]
+    svc: Services = app.bot_data["services"]
+    hook = svc.knowledge.config.telegram.webhook
+    app.run_webhook(
+        listen=hook.listen,
+        port=hook.port,
+        url_path=hook.path.lstrip("/"),
+        webhook_url=hook.public_url or None,
+        secret_token=env.webhook_secret,
+        allowed_updates=Update.ALL_TYPES,
+    )
+
+
+def setup_logging(secrets: list[str]) -> None:
+    from bot.privacy import install_log_redaction
+
+    level = os.environ.get("KOMEK_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+    install_log_redaction(secrets)
