@@ -195,20 +195,36 @@ def _with_group_hint(svc: Services, reply: Reply, chat: Chat) -> Reply:
     return Reply(**{**reply.__dict__, "text": f"{reply.text}\n\n<i>{hint}</i>"})
 
 
+@dataclass(frozen=True)
+class _Turn:
+    message: Message
+    user: User
+    chat: Chat
+    svc: Services
+    pid: str
+
+
+def _turn(update: Update, context: ContextTypes.DEFAULT_TYPE, need_text: bool) -> _Turn | None:
+    """The parts every message callback needs, or None for updates without them (e.g. channel posts)."""
+    message, who = update.effective_message, _who(update)
+    if message is None or who is None or (need_text and message.text is None):
+        return None
+    svc = services(context)
+    return _Turn(message, who[0], who[1], svc, pseudonym(who[0].id, svc.secret))
+
+
 # ---------------------------------------------------------------- callbacks
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A free-text question (new or edited)."""
-    message, who = update.effective_message, _who(update)
-    if message is None or message.text is None or who is None:
+    turn = _turn(update, context, need_text=True)
+    if turn is None:
         return
-    user, chat = who
-    svc = services(context)
-    ok, text = _addressed(message, chat, context.bot.username or "", context.bot.id)
+    user, chat, svc, pid = turn.user, turn.chat, turn.svc, turn.pid
+    ok, text = _addressed(turn.message, chat, context.bot.username or "", context.bot.id)
     if not ok:
         return
-    pid = pseudonym(user.id, svc.secret)
     verdict = svc.flood.hit(pid, time.monotonic())
     if verdict == "drop":
         return
@@ -224,14 +240,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice, video, files, locations, contacts: the bot reads text only."""
-    message, who = update.effective_message, _who(update)
-    if message is None or who is None:
-        return
-    user, chat = who
-    if _in_group(chat):
+    turn = _turn(update, context, need_text=False)
+    if turn is None or _in_group(turn.chat):
         return  # never chatter in a group about someone's photo
-    svc = services(context)
-    pid = pseudonym(user.id, svc.secret)
+    message, user, chat, svc, pid = turn.message, turn.user, turn.chat, turn.svc, turn.pid
     if svc.flood.hit(pid, time.monotonic()) != "ok":
         return
     lang = await _language(svc, pid, user, "")
@@ -245,16 +257,14 @@ async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start /menu /language /contacts /help /forget."""
-    message, who = update.effective_message, _who(update)
-    if message is None or message.text is None or who is None:
+    turn = _turn(update, context, need_text=True)
+    if turn is None:
         return
-    user, chat = who
-    svc = services(context)
+    user, chat, svc, pid = turn.user, turn.chat, turn.svc, turn.pid
     k = svc.knowledge
-    pid = pseudonym(user.id, svc.secret)
     if svc.flood.hit(pid, time.monotonic()) == "drop":
         return
-    command = message.text.split()[0].lstrip("/").split("@")[0].lower()
+    command = (turn.message.text or "").split()[0].lstrip("/").split("@")[0].lower()
     payload = " ".join(context.args or [])
     stored = await svc.store(lambda s: s.get_language(pid))
     lang = choose_language(stored, user.language_code, "", k.config.languages, k.config.default_language)
