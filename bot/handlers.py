@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ from bot.keyboards import inline_keyboard
 from bot.privacy import pseudonym, scrub
 from bot.storage import Storage, StorageError
 
+# RetryAfter.retry_after becomes a timedelta in the next PTB major version; _with_retries handles both,
+# so opt in now (this also silences PTB's deprecation warning on every 429).
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 log = logging.getLogger("komek")
 T = TypeVar("T")
 SEND_ATTEMPTS = 4

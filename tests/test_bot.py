@@ -245,3 +245,84 @@ async def test_webhook_refuses_requests_without_the_secret(
         finally:
             await app.updater.stop()
             await app.stop()
+
+
+async def test_edits_voice_flood_faults_blocking_and_no_token_in_logs(
+    loaded: Loaded, botapi_server: BotApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.privacy import install_log_redaction
+
+    db = tmp_path / "komek.sqlite3"
+    env = new_env(botapi_server, db)
+    install_log_redaction([env.token, env.secret.decode()])
+    erin = SimUser(id=555000555, first_name="Erin", language_code="en")
+    caplog.set_level("DEBUG")
+    async with running(loaded, env, botapi_server) as bot:
+        u, chat, n = bot.user, erin.id, 0
+        # an edited message is answered as a new question
+        first = await u.send_message(chat, "hello", erin)
+        n += 1
+        await last(u, chat, n)
+        await u.edit_message(chat, first, "how do I apply for asylum")
+        n += 1
+        assert "Department of Employment" in (await last(u, chat, n))["text"]
+
+        # voice: the bot reads text only, and offers the phone numbers
+        await u.send_voice(chat, user=erin)
+        n += 1
+        assert "prefer to talk" in (await last(u, chat, n))["text"]
+
+        # a button of an entry that no longer exists (content changed)
+        menu = (await u.bot_messages(chat))[n - 1]
+        await u.press_button(chat, menu, "faq:removed-entry", erin, force=True)
+        n += 1
+        assert "has been updated" in (await last(u, chat, n))["text"]
+
+        # Telegram says "slow down" (429) twice: the bot waits as told and still answers
+        await u.set_fault("sendMessage", "429", count=2, retry_after=1)
+        await u.send_message(chat, "can I work as a refugee", erin)
+        n += 1
+        assert "work" in (await u.wait_for_bot_messages(chat, n, timeout=10))[n - 1]["text"].lower()
+
+        # flood: the 21st message within a minute gets one polite slow-down reply, then silence
+        for i in range(25):
+            await u.send_message(chat, f"question number {i} about school", erin)
+        await u.wait_for(lambda: _count_text(u, chat, "sending messages very fast"), timeout=10)
+        total = len(await u.bot_messages(chat))
+        assert await _count_text(u, chat, "sending messages very fast") == 1
+        assert total < n + 25
+
+        # a user who blocked the bot is marked blocked, and there is no error storm
+        frank = SimUser(id=555000666, first_name="Frank", language_code="en")
+        await u.send_message(frank.id, "hello", frank)
+        await last(u, frank.id, 1)
+        await u.block(frank.id)
+        await u.send_message(frank.id, "how do I apply for asylum", frank)
+        await u.wait_for(lambda: _blocked_count(db), timeout=5)
+        await u.reset_faults()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert env.token not in text and env.token.split(":")[1] not in text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], text[-2000:]
+
+
+async def _count_text(u: BotApiClient, chat: int, needle: str) -> int:
+    return sum(needle in (m.get("text") or "") for m in await u.bot_messages(chat))
+
+
+def _blocked_count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM users WHERE blocked = 1").fetchone()[0])
+
+
+def test_run_without_secret_or_token_says_so_and_exits_2(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
+    out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "TELEGRAM_BOT_TOKEN is not set" in out.stderr
+    env["TELEGRAM_BOT_TOKEN"] = "123:abc"
+    out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "KOMEK_SECRET" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
