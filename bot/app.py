@@ -18,12 +18,14 @@ from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -31,6 +33,7 @@ from telegram.ext import (
 from bot.content import Loaded
 from bot.flood import FloodGuard
 from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
+from bot.staff import RELOAD_SECONDS, on_admin, on_operator_message, on_subscription, reload_job
 from bot.storage import Storage
 
 log = logging.getLogger("komek")
@@ -76,6 +79,13 @@ NON_TEXT = (
     | filters.POLL
     | filters.Dice.ALL
 )
+
+
+ADMIN_COMMANDS = ("reload", "stats", "unanswered", "announce")
+
+
+async def _ignore(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Staff chatting in the operators' chat: not questions for the bot."""
 
 
 class EnvError(Exception):
@@ -133,11 +143,26 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
             log.warning("could not set the command menu / description (%s): %s", lang, exc)
     if app.job_queue is not None:
         app.job_queue.run_repeating(_purge, interval=dt.timedelta(days=1), first=dt.timedelta(seconds=30))
+        app.job_queue.run_repeating(reload_job, interval=RELOAD_SECONDS, first=RELOAD_SECONDS)
+    # Announcements go through their own bot object with PTB's rate limiter, so a broadcast stays
+    # within Telegram's limits without slowing down the answers to people's questions.
+    env: Env = svc.extra["env"]
+    broadcaster: ExtBot[int] = ExtBot(
+        env.token,
+        base_url=env.base_url or "https://api.telegram.org/bot",
+        base_file_url=env.base_file_url or "https://api.telegram.org/file/bot",
+        rate_limiter=AIORateLimiter(overall_max_rate=25, max_retries=3),
+    )
+    await broadcaster.initialize()
+    svc.extra["broadcaster"] = broadcaster
     log.info("Komek is running: %d FAQ entries", len(svc.knowledge.faq.entries))
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
     svc: Services = app.bot_data["services"]
+    broadcaster = svc.extra.pop("broadcaster", None)
+    if broadcaster is not None:
+        await broadcaster.shutdown()
     if svc.storage is not None:
         await svc.storage.close()
         svc.storage = None
@@ -174,7 +199,15 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
         config_path=config_path,
         faq_dir=faq_dir,
     )
-    # Order matters: commands first, then buttons, then text (new and edited), then everything else.
+    app.bot_data["services"].extra["env"] = env
+    # Order matters: the operators' chat first (staff replies there are not questions), then staff
+    # and opt-in commands, user commands, buttons, text (new and edited), then everything else.
+    ops = k.config.telegram.operators_chat
+    if ops is not None:
+        app.add_handler(MessageHandler(filters.Chat(ops) & filters.REPLY & filters.TEXT, on_operator_message))
+        app.add_handler(MessageHandler(filters.Chat(ops), _ignore))
+    app.add_handler(CommandHandler(list(ADMIN_COMMANDS), on_admin))
+    app.add_handler(CommandHandler(["subscribe", "unsubscribe"], on_subscription))
     app.add_handler(CommandHandler(list(COMMANDS), on_command))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & filters.TEXT & ~filters.COMMAND, on_text))

@@ -59,6 +59,7 @@ class Reply:
     set_language: str | None = None  # the user chose a language: store it
     feedback: tuple[str, bool] | None = None  # (entry id, helpful?) to store
     forget: bool = False  # the user confirmed erasing their data
+    await_question: bool = False  # the user agreed to ask a person: their next message goes to staff
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def entry_reply(
         if other is not None:
             rows.append((_entry_button(k, other, lang),))
     rows.append(_menu_row(k, lang))
+    rows.append((Button(k.t("ask_person_button", lang), data="ask"),))
     rows.append(
         (
             Button(f"👍 {k.t('helpful', lang)}", data=f"fb:{entry.id}:1"),
@@ -208,6 +210,7 @@ def fallback_reply(k: Knowledge, lang: str, key: str = "fallback", candidates: t
     lang = k.lang(lang)
     rows = (
         _menu_row(k, lang),
+        (Button(k.t("ask_person_button", lang), data="ask"),),
         (Button(k.t("help_site_button", lang), url=k.config.contacts.help_site),),
     )
     return Reply(kind=FALLBACK, text=k.t(key, lang), lang=lang, buttons=rows, candidates=candidates)
@@ -354,11 +357,27 @@ def reply_to_button(k: Knowledge, data: str, lang: str, now: dt.datetime) -> Rep
                 feedback=(entry_id, value == "1"),
             )
         return entry_gone(k, lang)
+    if head == "ask":
+        return ask_reply(k, rest, lang, now)
     if head == "forget":
         if rest == "yes":
             return Reply(kind=INFO, text="", lang=lang, buttons=(_menu_row(k, lang),), forget=True)
         return info_reply(k, "forget_cancelled", lang)
     return entry_gone(k, lang)
+
+
+def ask_reply(k: Knowledge, step: str, lang: str, now: dt.datetime) -> Reply:
+    """ "Ask a person": consent first (what is shared, with whom), then the user writes the question.
+    Without an operators' chat the button leads to the hotline and contacts instead."""
+    if k.config.telegram.operators_chat is None:
+        card = contacts_reply(k, lang, now)
+        return Reply(**{**card.__dict__, "text": f"{k.t('ask_unavailable', lang)}\n\n{card.text}"})
+    if step == "yes":
+        return Reply(kind=INFO, text=k.t("ask_write_now", lang), lang=lang, await_question=True)
+    if step == "no":
+        return menu_reply(k, lang)
+    row = (Button(k.t("ask_yes", lang), data="ask:yes"), Button(k.t("ask_no", lang), data="ask:no"))
+    return Reply(kind=INFO, text=k.t("ask_consent", lang), lang=lang, buttons=(row,))
 
 
 def forget_prompt(k: Knowledge, lang: str) -> Reply:

@@ -466,6 +466,7 @@ UI_EXTRA_PLACEHOLDERS = {
     "contacts_card": frozenset({"status"}),
     "forget_done": frozenset({"what"}),
     "forget_what": frozenset({"events", "questions", "feedback"}),
+    "operator_reply": frozenset({"text"}),
 }
 
 REQUIRED_UI = (
@@ -504,6 +505,17 @@ REQUIRED_UI = (
     "entry_gone",
     "slow_down",
     "group_hint",
+    "ask_person_button",
+    "ask_consent",
+    "ask_yes",
+    "ask_no",
+    "ask_write_now",
+    "ask_sent",
+    "ask_sent_closed",
+    "ask_unavailable",
+    "operator_reply",
+    "subscribed",
+    "unsubscribed",
 )
 
 

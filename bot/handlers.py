@@ -237,6 +237,12 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if verdict == "warn":
         await send_reply(context, chat.id, info_reply(k, "slow_down", lang))
         return
+    if context.user_data is not None and context.user_data.pop("await_question", False) and not _in_group(chat):
+        from bot.staff import forward_to_operators  # staff imports this module
+
+        await forward_to_operators(context, svc, pid, chat.id, lang, text)
+        await _record(svc, pid, info_reply(k, "ask_sent", lang), None)
+        return
     reply = _with_group_hint(svc, reply_to_text(k, text, lang), chat)
     await send_reply(context, chat.id, reply)
     await _record(svc, pid, reply, text)
@@ -314,6 +320,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if reply.set_language:
         chosen = reply.set_language
         await svc.store(lambda s: s.set_language(pid, chosen, now))
+    if reply.await_question and context.user_data is not None:
+        context.user_data["await_question"] = True
     if reply.feedback:
         entry_id, helpful = reply.feedback
         await svc.store(lambda s: s.record_feedback(pid, entry_id, helpful, now))

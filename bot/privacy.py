@@ -11,9 +11,11 @@ it just scanned (a digit run, an e-mail local part), which keeps `scrub` linear 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
+import os
 import re
 import traceback
 from urllib.parse import quote
@@ -211,3 +213,38 @@ def install_log_redaction(secrets: list[str]) -> RedactingFilter:
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor
+
+
+# ---------------------------------------------------------------- sealed chat references
+
+_SEAL_TAG = 8
+
+
+def seal(chat_id: int, key: bytes, nonce: bytes | None = None) -> str:
+    """Encrypt a chat id for the few opt-in features that must write back to a user later
+    (announcements, a person's reply). Without KOMEK_SECRET the database shows only noise."""
+    nonce = nonce if nonce is not None else os.urandom(8)
+    data = str(int(chat_id)).encode()
+    stream = hmac.new(key, b"seal:" + nonce, hashlib.sha256).digest()
+    cipher = bytes(a ^ b for a, b in zip(data, stream, strict=False))
+    tag = hmac.new(key, b"tag:" + nonce + cipher, hashlib.sha256).digest()[:_SEAL_TAG]
+    return base64.urlsafe_b64encode(nonce + cipher + tag).decode()
+
+
+def unseal(token: str, key: bytes) -> int | None:
+    """The chat id inside a seal, or None when the seal is damaged or made with another key."""
+    try:
+        raw = base64.urlsafe_b64decode(token.encode())
+    except (ValueError, TypeError):
+        return None
+    if len(raw) < 8 + 1 + _SEAL_TAG:
+        return None
+    nonce, cipher, tag = raw[:8], raw[8:-_SEAL_TAG], raw[-_SEAL_TAG:]
+    expected = hmac.new(key, b"tag:" + nonce + cipher, hashlib.sha256).digest()[:_SEAL_TAG]
+    if not hmac.compare_digest(tag, expected):
+        return None
+    stream = hmac.new(key, b"seal:" + nonce, hashlib.sha256).digest()
+    try:
+        return int(bytes(a ^ b for a, b in zip(cipher, stream, strict=False)).decode())
+    except ValueError:
+        return None

@@ -78,11 +78,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX feedback_ts ON feedback (ts);
     CREATE INDEX feedback_pid ON feedback (pid);
     """,
+    # 2: opt-in features need a way back to the user's chat. The chat id is never stored raw: it is
+    # sealed (encrypted with KOMEK_SECRET, see privacy.seal) and only for users who opted in.
+    """
+    ALTER TABLE users ADD COLUMN chat_seal TEXT;
+    CREATE TABLE handoffs (
+        id                  INTEGER PRIMARY KEY,
+        ts                  TEXT NOT NULL,
+        pid                 TEXT NOT NULL,
+        chat_seal           TEXT NOT NULL,
+        operator_message_id INTEGER NOT NULL,
+        lang                TEXT
+    );
+    CREATE INDEX handoffs_message ON handoffs (operator_message_id);
+    CREATE INDEX handoffs_pid ON handoffs (pid);
+    """,
 ]
 
 _PID_RE = re.compile(r"^[0-9a-f]{32}$")
-_USER_TABLES = ("users", "events", "unanswered", "feedback")
-_AGED_TABLES = ("events", "unanswered", "feedback")
+_USER_TABLES = ("users", "events", "unanswered", "feedback", "handoffs")
+_AGED_TABLES = ("events", "unanswered", "feedback", "handoffs")
 
 
 class StorageError(Exception):
@@ -217,6 +232,85 @@ class Storage:
             "INSERT INTO feedback (ts, pid, entry_id, helpful) VALUES (?, ?, ?, ?)",
             (_iso(now), _pid(pid), entry_id, int(helpful)),
         )
+
+    # ------------------------------------------------------------------ opt-in: news and a person
+
+    async def set_subscription(self, pid: str, subscribed: bool, chat_seal: str | None, now: dt.datetime) -> None:
+        """Announcements are opt-in: the sealed chat reference is kept only while subscribed."""
+        pid = _pid(pid)
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO users (pid, first_seen, last_seen) VALUES (?, ?, ?) "
+                    "ON CONFLICT(pid) DO UPDATE SET last_seen = excluded.last_seen",
+                    (pid, _iso(now), _iso(now)),
+                ),
+                (
+                    "UPDATE users SET subscribed = ?, chat_seal = ? WHERE pid = ?",
+                    (int(subscribed), chat_seal if subscribed else None, pid),
+                ),
+            ]
+        )
+
+    async def subscribers(self) -> list[tuple[str, str | None, str]]:
+        """(pid, language, chat seal) of every subscriber who has not blocked the bot."""
+        rows = await self._read(
+            "SELECT pid, language, chat_seal FROM users WHERE subscribed = 1 AND blocked = 0 AND chat_seal IS NOT NULL"
+        )
+        return [(str(r[0]), r[1], str(r[2])) for r in rows]
+
+    async def record_handoff(
+        self, pid: str, chat_seal: str, operator_message_id: int, lang: str, now: dt.datetime
+    ) -> None:
+        """A question forwarded to the operators' chat, so that a reply to it can find its way back."""
+        await self._write(
+            "INSERT INTO handoffs (ts, pid, chat_seal, operator_message_id, lang) VALUES (?, ?, ?, ?, ?)",
+            (_iso(now), _pid(pid), chat_seal, operator_message_id, lang),
+        )
+
+    async def handoff_for(self, operator_message_id: int) -> tuple[str, str, str | None] | None:
+        """(pid, chat seal, language) of the hand-off whose message in the operators' chat this is."""
+        rows = await self._read(
+            "SELECT pid, chat_seal, lang FROM handoffs WHERE operator_message_id = ? ORDER BY id DESC LIMIT 1",
+            (operator_message_id,),
+        )
+        return (str(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+
+    # ------------------------------------------------------------------ staff views
+
+    async def stats(self, since: dt.datetime) -> dict[str, Any]:
+        """Question counts by reply kind, top entries and feedback since `since` (for /stats)."""
+        cutoff = _iso(since)
+        kinds = {
+            str(k): int(n)
+            for k, n in await self._read("SELECT kind, count(*) FROM events WHERE ts >= ? GROUP BY kind", (cutoff,))
+        }
+        top = [
+            (str(e), int(n))
+            for e, n in await self._read(
+                "SELECT entry_id, count(*) AS n FROM events WHERE ts >= ? AND entry_id IS NOT NULL "
+                "AND kind IN ('answer', 'urgent') GROUP BY entry_id ORDER BY n DESC, entry_id LIMIT 5",
+                (cutoff,),
+            )
+        ]
+        votes = await self._read(
+            "SELECT sum(helpful), sum(1 - helpful) FROM feedback WHERE ts >= ?",
+            (cutoff,),
+        )
+        return {
+            "kinds": kinds,
+            "top": top,
+            "helpful": int(votes[0][0] or 0),
+            "not_helpful": int(votes[0][1] or 0),
+        }
+
+    async def latest_unanswered(self, limit: int = 10) -> list[tuple[str, str, str, str]]:
+        """(ts, lang, kind, scrubbed text) of the newest questions the bot could not answer."""
+        rows = await self._read(
+            "SELECT ts, lang, kind, text FROM unanswered ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [(str(r[0]), str(r[1] or ""), str(r[2]), str(r[3])) for r in rows]
 
     async def count_events(self) -> int:
         """How many events are stored (for health checks and tests)."""

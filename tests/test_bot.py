@@ -56,8 +56,10 @@ def new_env(server: BotApiServer, db: Path, token: str | None = None) -> Env:
 
 
 @contextlib.asynccontextmanager
-async def running(loaded: Loaded, env: Env, server: BotApiServer) -> AsyncIterator[Bot]:
-    app = build_application(loaded, env, ROOT / "config.yaml", None)
+async def running(
+    loaded: Loaded, env: Env, server: BotApiServer, config: Path | None = None, faq: Path | None = None
+) -> AsyncIterator[Bot]:
+    app = build_application(loaded, env, config or ROOT / "config.yaml", faq)
     async with server.client(env.token) as user, app:
         await app.post_init(app)
         await app.start()
