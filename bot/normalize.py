@@ -161,4 +161,5 @@ _TOKEN_RE = re.compile(r"\w+")
 
 def tokens(normalized: str) -> list[str]:
     """Words of a normalised text, folded; digits-only tokens are kept (e.g. '90 дней')."""
-    return [fold(t) for t in _TOKEN_RE.findall(normalized) if t and t != "_"]
+    folded = (fold(t) for t in _TOKEN_RE.findall(normalized) if t != "_")
+    return [t for t in folded if t]  # a lone "ъ"/"ь" folds to nothing and is not a word

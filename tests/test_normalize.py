@@ -254,6 +254,12 @@ def test_normalize_idempotent_on_a_full_length_message() -> None:
     assert normalize(once) == once
 
 
+def test_a_lone_hard_sign_is_not_a_word() -> None:
+    # "ъ" and "ь" fold to nothing; a message of just that must give no empty token
+    assert tokens(normalize("Ъ")) == []
+    assert tokens(normalize("подъезд ъ ь")) == ["подезд"]
+
+
 @given(st.one_of(texts, huge_texts))
 def test_tokens_and_transliteration_never_raise(text: str) -> None:
     norm = normalize(text)
