@@ -29,6 +29,10 @@ class MatcherConfig:
     suggest_threshold: float = 0.40
     min_coverage: float = 0.0
     max_suggestions: int = 3
+    # A long message scores low (its story words dilute it) yet may hold plenty of topic words: when
+    # the top entry explains at least this many top-weight words' worth of it, offer "did you mean".
+    suggest_evidence: float = 2.4
+    suggest_evidence_fit: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,8 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
         suggest_threshold=r.number(m, "suggest_threshold", 0.40, 0.0, 1.0),
         min_coverage=r.number(m, "min_coverage", 0.0, 0.0, 1.0),
         max_suggestions=r.integer(m, "max_suggestions", 3, 1, 5),
+        suggest_evidence=r.number(m, "suggest_evidence", 2.4, 0.0, 100.0),
+        suggest_evidence_fit=r.number(m, "suggest_evidence_fit", 0.7, 0.0, 1.0),
     )
     if matcher.suggest_threshold > matcher.answer_threshold:
         p.error(file, m.line_of("suggest_threshold"), "'suggest_threshold' must not be above 'answer_threshold'")

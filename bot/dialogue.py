@@ -282,7 +282,8 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
             header="" if leads else k.t("urgent_header", lang),
             candidates=candidates,
         )
-    if top is None or top.score < mc.suggest_threshold:
+    long_and_on_topic = top is not None and top.evidence >= mc.suggest_evidence and top.fit >= mc.suggest_evidence_fit
+    if top is None or (top.score < mc.suggest_threshold and not long_and_on_topic):
         return fallback_reply(k, lang, candidates=candidates)
     if (
         top.score >= mc.answer_threshold
@@ -290,7 +291,8 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
         and (second is None or top.score - second.score >= mc.margin)
     ):
         return entry_reply(k, top.entry_id, lang, score=top.score, candidates=candidates)
-    floor = max(mc.suggest_threshold, top.score - 0.25)
+    # a long message let through on its evidence: only the entries about as good as the top
+    floor = max(mc.suggest_threshold, top.score - 0.25) if top.score >= mc.suggest_threshold else top.score - 0.03
     picks = [c.entry_id for c in candidates if c.score >= floor][: mc.max_suggestions]
     rows: list[tuple[Button, ...]] = [(_entry_button(k, k.faq.entries[e], lang),) for e in picks]
     rows.append(_menu_row(k, lang))

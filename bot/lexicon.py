@@ -28,6 +28,7 @@ class Lexicon:
     smalltalk: dict[str, frozenset[str]]
     safety: tuple[SafetyRule, ...]
     language_words: dict[str, frozenset[str]]  # stopwords per language, for language detection
+    off_topic: tuple[str, ...] = ()  # stems of words that name other services (weather, a driving licence...)
 
 
 def _words(text: str) -> list[str]:
@@ -55,4 +56,5 @@ def lexicon() -> Lexicon:
         smalltalk=smalltalk,
         safety=tuple(rules),
         language_words=per_lang,
+        off_topic=tuple(sorted(set(_words(raw.get("off_topic", ""))))),
     )

@@ -39,6 +39,7 @@ class Candidate:
     score: float
     coverage: float
     fit: float
+    evidence: float = 0.0  # how many top-weight (max IDF) words of the message the entry explains
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class MatcherParams:
 
     coverage_weight: float = 0.6  # score = coverage^w * fit^(1-w)
     unknown_weight: float = 2.0  # weight of a word the FAQ never uses, as a share of the top IDF
+    off_topic_weight: float = 4.0  # weight of a word that names another service (lexicon's off_topic)
     min_similarity: float = 0.72
     whole_weight: float = 0.0  # phrase fit = (phrase covered)^(1-x) * (message explained by it)^x
     synonym_similarity: float = 0.86
@@ -197,6 +199,7 @@ class Index:
         self.params = params or MatcherParams()
         lex = lexicon()
         self._stop = lex.stopwords.union(*lex.smalltalk.values())
+        self._off_stems = lex.off_topic
         self._canon: dict[str, str] = {}
         for group in faq.synonyms:
             words = [w for w in (tokens(normalize(x)) for x in group) if len(w) == 1]
@@ -283,6 +286,11 @@ class Index:
                 out.append(t)
         return out
 
+    def _off_topic(self, t: str) -> bool:
+        """A word that names another service (weather, football, a driving licence...): it is never
+        read as a near-miss of an FAQ word, so it counts against every entry like any unknown word."""
+        return any(t.startswith(stem) if len(stem) > 3 else t == stem for stem in self._off_stems)
+
     def _canonical(self, t: str) -> str:
         """The synonym group a word belongs to (also for its inflected or misspelt forms)."""
         hit = self._canon.get(t)
@@ -359,15 +367,17 @@ class Index:
         best: dict[str, Candidate] = {}
         for variant in self._variants(normalize(text)):
             terms = self._terms(variant)
-            for cand in self._blend(terms, self._score(terms)):
+            cands, off_share = self._score(terms)
+            for cand in self._blend(terms, cands, off_share):
                 old = best.get(cand.entry_id)
                 if old is None or cand.score > old.score:
                     best[cand.entry_id] = cand
         ranked = sorted(best.values(), key=lambda c: (-c.score, c.entry_id))
         return ranked[:limit]
 
-    def _blend(self, terms: list[str], cands: list[Candidate]) -> list[Candidate]:
-        """Mix in character n-gram similarity, for the token stage's candidates only (cheap at scale)."""
+    def _blend(self, terms: list[str], cands: list[Candidate], off_share: float = 0.0) -> list[Candidate]:
+        """Mix in character n-gram similarity, for the token stage's candidates only (cheap at scale).
+        Words of other services (off_share of the message's weight) discount it as they do coverage."""
         g = self.params.ngram_weight
         if not cands or g <= 0:
             return cands
@@ -376,21 +386,26 @@ class Index:
         for c in cands:
             vec = self._gram_vecs[c.entry_id]
             cos = sum(w * vec.get(gram, 0.0) for gram, w in q.items())
-            score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos)
-            out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit))
+            score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
+            out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit, c.evidence))
         return out
 
     def content_terms(self, text: str) -> list[str]:
         """The message's topic words (no stopwords): empty means it says nothing to match."""
         return self._terms(normalize(text))
 
-    def _score(self, q_terms: list[str]) -> list[Candidate]:
+    def _score(self, q_terms: list[str]) -> tuple[list[Candidate], float]:
+        """Token-stage candidates, and the share of the message's weight that names other services."""
         if not q_terms:
-            return []
+            return [], 0.0
         params = self.params
         weights: list[float] = []
         matches: list[tuple[tuple[str, float], ...]] = []
         for q in q_terms[:60]:
+            if self._off_topic(q):
+                weights.append(params.off_topic_weight * self.max_idf)
+                matches.append(())
+                continue
             sims = self.similar_terms(q)
             if sims:
                 w = max(self.idf[t] for t, s in sims if s >= sims[0][1] - 1e-9)
@@ -402,7 +417,8 @@ class Index:
             matches.append(sims)
         total = sum(weights)
         if total <= 0:
-            return []
+            return [], 0.0
+        off_share = sum(w for w, q in zip(weights, q_terms, strict=False) if self._off_topic(q)) / total
         per_entry: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(matches))
         term_best: dict[str, float] = {}
         term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -417,7 +433,8 @@ class Index:
                         row[i] = s
         out: list[Candidate] = []
         for e, row in per_entry.items():
-            coverage = sum(w * m for w, m in zip(weights, row, strict=True)) / total
+            explained_weight = sum(w * m for w, m in zip(weights, row, strict=True))
+            coverage = explained_weight / total
             fits = []
             for phrase, denom in self._phrases[e]:
                 if denom <= 0:
@@ -442,5 +459,6 @@ class Index:
                 continue
             a = params.coverage_weight
             score = coverage**a * fit ** (1 - a)
-            out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4)))
-        return out
+            evidence = explained_weight / self.max_idf
+            out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4), round(evidence, 3)))
+        return out, off_share

@@ -105,6 +105,45 @@ def test_off_topic_gets_the_fallback(knowledge: Knowledge, text: str) -> None:
     assert knowledge.config.contacts.help_site in urls(reply)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "как получить водительские права",  # "права" is also refugees' rights
+        "як отримати водійські права в казахстані",
+        "kredit bez spravok gde dayut",  # "справка" is also the asylum-seeker's certificate
+        "как скачать инстаграм на телефон",  # "телефон" is also the hotline's
+    ],
+)
+def test_words_of_other_services_are_not_read_as_faq_words(knowledge: Knowledge, text: str) -> None:
+    assert reply_to_text(knowledge, text, "ru").kind == FALLBACK
+
+
+@pytest.mark.parametrize(
+    ("text", "entry_id"),
+    [
+        ("муж бьёт меня, это домашнее насилие, куда обратиться", "gbv"),  # "домашн" is not homework
+        ("дайте номер whatsapp горячей линии", "hotline"),
+    ],
+)
+def test_off_topic_words_leave_faq_wording_alone(knowledge: Knowledge, text: str, entry_id: str) -> None:
+    reply = reply_to_text(knowledge, text, "ru")
+    assert reply.kind in (ANSWER, URGENT, SUGGEST)
+    assert ([reply.entry_id] if reply.entry_id else list(reply.suggestions))[0] == entry_id
+
+
+def test_long_story_with_a_clear_topic_gets_suggestions_not_the_fallback(knowledge: Knowledge) -> None:
+    # The story words dilute the score below the suggestion threshold; the topic words are still there.
+    text = (
+        "здравствуйте. мы живем в караганде третий год, снимаем комнату, муж работает на стройке без "
+        "договора. дочке шесть лет, в сентябре ей идти в первый класс, а в школе говорят нужны документы "
+        "которых у нас нет. что нам делать"
+    )
+    reply = reply_to_text(knowledge, text, "ru")
+    assert reply.kind == SUGGEST
+    assert reply.suggestions[0] == "education"
+    assert reply.score < knowledge.config.matcher.suggest_threshold  # it got here on its evidence
+
+
 def test_unsure_match_suggests_entries(knowledge: Knowledge) -> None:
     reply = reply_to_text(knowledge, "how can i get citizenship", "en")
     if reply.kind == ANSWER:  # the matcher is being tuned; a confident answer is fine too

@@ -17,7 +17,7 @@ from bot.evaluation import evaluate, parse_items
 from bot.yamlio import read_yaml
 
 DATA = Path(__file__).resolve().parent / "data"
-TOP1_FLOOR = 0.88
+TOP1_FLOOR = 0.90
 REJECTION_FLOOR = 0.90
 DIRECT_PRECISION_FLOOR = 0.93  # a wrong direct answer is the worst outcome
 
