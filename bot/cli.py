@@ -58,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--misses", type=int, default=40, help="how many misses to list (default 40)")
     p.add_argument("--min-top1", type=float, default=None, help="exit 1 when top-1 is below this")
     p.add_argument("--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below")
+    p = sub.add_parser("report", help="usage report: rates by day and language, feedback, unanswered questions")
+    _common(p)
+    p.add_argument("--days", type=int, default=30, help="the last N days, today included (default 30)")
+    p.add_argument("--format", choices=["text", "csv", "html"], default="text", help="output format (default text)")
+    p.add_argument("--out", type=Path, default=None, help="write to this file (default: print)")
+    p.add_argument("--db", type=Path, default=None, help="database (default: KOMEK_DB, else storage.database)")
+    p = sub.add_parser("preview", help="the whole FAQ as one HTML page, drafts and stale entries highlighted")
+    _common(p)
+    p.add_argument("--out", type=Path, default=None, help="write to this file (default: print)")
+    p.add_argument("--stale-months", type=int, default=6, help="highlight entries reviewed longer ago (default 6)")
     p = sub.add_parser("run", help="run the Telegram bot with long polling (TELEGRAM_BOT_TOKEN, KOMEK_SECRET)")
     _common(p)
     p = sub.add_parser("webhook", help="run the Telegram bot behind a webhook (settings in config.yaml)")
@@ -231,6 +241,88 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write(text: str, out: Path | None) -> int:
+    """Print, or write the file (UTF-8) and say where it went."""
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from zoneinfo import ZoneInfo
+
+    from bot import report as rp
+    from bot.storage import Storage, StorageError
+
+    if args.days < 1:
+        print("--days must be at least 1", file=sys.stderr)
+        return 2
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    k = loaded.knowledge
+    # The same database the bot uses (bot.app.read_env): KOMEK_DB, else config.yaml → storage.database.
+    db = args.db or Path(os.environ.get("KOMEK_DB", "").strip() or k.config.storage.database)
+    tz = ZoneInfo(k.config.contacts.office.hours.timezone)
+    now = dt.datetime.now(dt.UTC)
+    first, last, since = rp.period(now, args.days, tz)
+    until = now + dt.timedelta(days=1)  # a clock a little ahead of ours still counts as today
+
+    async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote]]:
+        async with await Storage.open_readonly(db) as store:
+            events = [
+                rp.Event(rp.parse_ts(t), kind, e, lang) for t, kind, e, lang in await store.events_between(since, until)
+            ]
+            unanswered = [
+                rp.Unanswered(rp.parse_ts(t), lang, kind, text)
+                for t, lang, kind, text in await store.unanswered_between(since, until)
+            ]
+            votes = [rp.Vote(rp.parse_ts(t), e, ok) for t, e, ok in await store.feedback_between(since, until)]
+        return events, unanswered, votes
+
+    try:
+        events, unanswered, votes = asyncio.run(read())
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = rp.compute(
+        events,
+        unanswered,
+        votes,
+        first_day=first,
+        last_day=last,
+        tz=tz,
+        titles=rp.entry_titles(k.faq, k.config.default_language),
+        closest=rp.matcher_closest(k.index),
+        near=k.config.matcher.suggest_threshold,
+    )
+    if args.format == "csv":
+        text = rp.render_csv(report)
+    elif args.format == "html":
+        text = rp.render_html(report, f"Generated {now:%Y-%m-%d %H:%M} UTC from {db.name}.")
+    else:
+        text = rp.render_text(report)
+    return _write(text, args.out)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from bot.preview import render_preview
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    return _write(render_preview(loaded.knowledge, _today(), args.stale_months), args.out)
+
+
 def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     import os
 
@@ -267,6 +359,8 @@ COMMANDS = {
     "export": cmd_export,
     "chat": cmd_chat,
     "eval": cmd_eval,
+    "report": cmd_report,
+    "preview": cmd_preview,
 }
 
 

@@ -622,7 +622,7 @@ def _draft_warnings(p: Problems, entries: Any) -> None:
     per_file: dict[str, list[str]] = {}
     for entry in entries:
         for lang, block in entry.langs.items():
-            if block.checked.lower() in ("", "draft"):
+            if is_draft(block):
                 per_file.setdefault(entry.file, []).append(f"{entry.id}/{lang}")
     for file, items in sorted(per_file.items()):
         p.warn(
@@ -633,16 +633,25 @@ def _draft_warnings(p: Problems, entries: Any) -> None:
         )
 
 
+def is_draft(block: LangBlock) -> bool:
+    """A language block no native reader has checked yet (`checked: draft`, or no `checked`)."""
+    return block.checked.lower() in ("", "draft")
+
+
+def stale_entries(faq: FAQ, today: dt.date, months: int) -> list[Entry]:
+    """Entries whose facts were last reviewed more than `months` ago (check and preview share this)."""
+    limit = _months_before(today, months)
+    return [entry for entry in faq.entries.values() if entry.reviewed < limit]
+
+
 def stale_warnings(faq: FAQ, today: dt.date, months: int, p: Problems) -> None:
     """Entries whose facts were last reviewed more than `months` ago."""
-    limit = _months_before(today, months)
-    for entry in faq.entries.values():
-        if entry.reviewed < limit:
-            p.warn(
-                entry.file,
-                entry.line,
-                f"entry '{entry.id}' was last reviewed on {entry.reviewed}, more than {months} months ago",
-            )
+    for entry in stale_entries(faq, today, months):
+        p.warn(
+            entry.file,
+            entry.line,
+            f"entry '{entry.id}' was last reviewed on {entry.reviewed}, more than {months} months ago",
+        )
 
 
 def _months_before(day: dt.date, months: int) -> dt.date:

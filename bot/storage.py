@@ -410,6 +410,58 @@ class Storage:
             except sqlite3.Error as exc:
                 raise StorageError(f"database checkpoint failed: {exc}") from exc
 
+    # ------------------------------------------------------------------ reports (read-only)
+
+    @classmethod
+    async def open_readonly(cls, path: str | Path) -> Storage:
+        """Open an existing database for reading only (SQLite URI mode=ro): a report never creates,
+        migrates or writes the live bot's file, and a WAL reader never blocks the bot's writes."""
+        path = Path(path)
+        if not await asyncio.to_thread(path.is_file):
+            raise StorageError(f"database {path} does not exist (set KOMEK_DB or use --db)")
+        try:
+            uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+            db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")
+            rows = list(await db.execute_fetchall("PRAGMA user_version"))
+            version = int(rows[0][0])
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StorageError(f"cannot read database {path}: {exc}") from exc
+        if version < 1:
+            await db.close()
+            raise StorageError(f"{path} is not a Komek database (no schema)")
+        return cls(db, path)
+
+    async def events_between(
+        self, since: dt.datetime, until: dt.datetime
+    ) -> list[tuple[str, str, str | None, str | None]]:
+        """(ts, kind, entry id, language) of every reply in [since, until), oldest first."""
+        rows = await self._read(
+            "SELECT ts, kind, entry_id, lang FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+            (_iso(since), _iso(until)),
+        )
+        return [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+
+    async def unanswered_between(self, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str]]:
+        """(ts, language, kind, scrubbed text) of the questions not answered in [since, until), oldest first."""
+        rows = await self._read(
+            "SELECT ts, lang, kind, text FROM unanswered WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+            (_iso(since), _iso(until)),
+        )
+        return [(str(r[0]), str(r[1] or ""), str(r[2]), str(r[3])) for r in rows]
+
+    async def feedback_between(self, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, bool]]:
+        """(ts, entry id, helpful?) of every 👍/👎 press in [since, until), oldest first."""
+        rows = await self._read(
+            "SELECT ts, entry_id, helpful FROM feedback WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+            (_iso(since), _iso(until)),
+        )
+        return [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
+
 
 async def _migrate(db: aiosqlite.Connection) -> None:
     """Apply MIGRATIONS past the file's user_version, each atomically with its version bump."""
