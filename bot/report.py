@@ -207,7 +207,7 @@ def compute(
             (up if v.helpful else down)[v.entry_id] += 1
 
     def figures(entry_id: str) -> EntryFigures:
-        title = titles.get(entry_id, "(no longer in the FAQ)")
+        title = titles.get(entry_id, "not in the FAQ any more")
         return EntryFigures(entry_id, title, shown[entry_id], up[entry_id], down[entry_id])
 
     top = [figures(e) for e, _ in sorted(shown.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]]
