@@ -51,5 +51,10 @@ eval: $(STAMP)
 	$(PY) -m bot eval tests/data/eval.yaml --misses 0
 	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0
 
+# Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
+# and written to bench/results/ (latest.json, latest.txt). About 4-5 minutes on 2 cores.
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) bench/run_all.py
+
 clean:
 	rm -rf $(VENV) tests/botapi/node_modules .pytest_cache .mypy_cache .ruff_cache
