@@ -363,3 +363,24 @@ def test_compute_counts_local_days_and_skips_rows_outside() -> None:
     assert [(d, c.questions) for d, c in report.by_day] == [(first, 0), (last, 1)]
     assert report.unanswered == 0 and report.groups == ()
     assert report.top[0].entry_id == "x" and report.top[0].shown == 1
+
+
+def test_csv_cells_from_users_are_not_formulas() -> None:
+    from bot.report import render_csv, render_html
+
+    now = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
+    report = compute(
+        [Event(now, "fallback", None, "en")],
+        [Unanswered(now, "en", "fallback", '=HYPERLINK("http://x")'), Unanswered(now, "en", "fallback", "@SUM(A1)")],
+        [],
+        first_day=now.date(),
+        last_day=now.date(),
+        tz=ZoneInfo("UTC"),
+        titles={},
+        closest=lambda text: None,
+    )
+    cells = [row[5] for row in csv.reader(io.StringIO(render_csv(report))) if row and row[0].isdigit()]
+    assert sorted(cells) == ['\'=HYPERLINK("http://x")', "'@SUM(A1)"]
+    page = render_html(report)
+    parse_html(page)
+    assert "=HYPERLINK(&quot;http://x&quot;)" in page
