@@ -50,6 +50,7 @@ e2e: $(STAMP) $(NODE_STAMP)
 eval: $(STAMP)
 	$(PY) -m bot eval tests/data/eval.yaml --misses 0
 	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0
+	$(PY) -m bot eval tests/data/eval_blind.yaml --misses 0
 
 # Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
 # and written to bench/results/ (latest.json, latest.txt). About 4-5 minutes on 2 cores.
