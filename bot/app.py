@@ -7,6 +7,7 @@ self-hosted Bot API server or a test server; KOMEK_DB overrides the database pat
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -33,8 +34,9 @@ from telegram.ext import (
 from bot.content import Loaded
 from bot.flood import FloodGuard
 from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
+from bot.polling import serve_polling
 from bot.staff import RELOAD_SECONDS, on_admin, on_operator_message, on_subscription, reload_job
-from bot.storage import Storage
+from bot.storage import Storage, StorageError
 
 log = logging.getLogger("komek")
 
@@ -132,7 +134,11 @@ def read_env(environ: Mapping[str, str], default_db: str, need_webhook_secret: b
 
 async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     svc: Services = app.bot_data["services"]
-    svc.storage = await Storage.open(svc.db_path)
+    try:
+        svc.storage = await Storage.open(svc.db_path)
+    except StorageError as exc:  # answer anyway: people's questions matter more than our counts
+        log.error("storage unavailable, answering without recording: %s", exc)
+        svc.storage_down = True
     for lang in svc.knowledge.config.languages:
         texts = COMMAND_TEXT.get(lang, COMMAND_TEXT["en"])
         try:
@@ -221,7 +227,8 @@ def env_default_db(loaded: Loaded) -> str:
 
 
 def run_polling(app: Application) -> None:  # type: ignore[type-arg]
-    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    """Long polling that confirms an update only after it was handled (see bot/polling.py)."""
+    asyncio.run(serve_polling(app))
 
 
 def run_webhook(app: Application, env: Env) -> None:  # type: ignore[type-arg]

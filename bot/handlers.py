@@ -52,6 +52,7 @@ log = logging.getLogger("komek")
 T = TypeVar("T")
 SEND_ATTEMPTS = 4
 RETRY_AFTER_CAP = 30.0
+STORAGE_QUIET_SECONDS = 60.0
 
 
 @dataclass
@@ -67,21 +68,32 @@ class Services:
     storage: Storage | None = None
     storage_down: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    _storage_failed_at: float = field(default=0.0, init=False, repr=False)
+    _storage_failures: int = field(default=0, init=False, repr=False)
 
     async def store(self, action: Callable[[Storage], Awaitable[T]]) -> T | None:
-        """Run a storage action; on failure log once (not once per message) and carry on answering."""
+        """Run a storage action; on failure log once per outage (not once per message) and carry on.
+
+        An outage ends only after STORAGE_QUIET_SECONDS without a failure: on a read-only database
+        reads still work, and on a full disk an UPDATE may fit where an INSERT does not, so one
+        success between failures does not mean the storage is back (that flapping used to log one
+        error per message).
+        """
         if self.storage is None:
             return None
         try:
             result = await action(self.storage)
         except StorageError as exc:
+            self._storage_failed_at = time.monotonic()
+            self._storage_failures += 1
             if not self.storage_down:
-                log.error("storage unavailable, answering without recording: %s", exc)
+                log.error("storage unavailable, answering without recording until it works again: %s", exc)
             self.storage_down = True
             return None
-        if self.storage_down:
-            log.warning("storage works again")
+        if self.storage_down and time.monotonic() - self._storage_failed_at >= STORAGE_QUIET_SECONDS:
+            log.warning("storage works again (%d storage action(s) failed meanwhile)", self._storage_failures)
             self.storage_down = False
+            self._storage_failures = 0
         return result
 
 

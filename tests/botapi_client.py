@@ -436,6 +436,12 @@ class BotApiClient:
         """Any other message (location, contact, voice...): ``fields`` are Message fields."""
         return await self._user_message("/sendMessage", chat_id, fields, user, chat_type, chat_title)
 
+    async def send_update(self, update: JSON) -> JSON:
+        """Any update exactly as given, e.g. ``{"channel_post": {...}}``, a message without ``from``
+        or a callback query without ``message`` (which ``send_raw`` cannot produce: it always adds
+        ``from`` and ``chat``). The emulator assigns ``update_id``; returns the stored update."""
+        return cast(JSON, await self._post("/control/update", {"botToken": self.token, "update": update}))
+
     async def upload_file(
         self, content: bytes, *, file_name: str | None = None, mime_type: str | None = None
     ) -> JSON:

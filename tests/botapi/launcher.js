@@ -29,7 +29,8 @@
  *   POST /sendMessage /sendCommand /sendCallback /sendEditedMessage   simulated users
  *        (package format: the message with a `botToken` field; answers {ok, result: Update})
  *   POST /getUpdates /getUpdatesHistory                             the package's own client routes
- *   /control/...   test control: faults, reset, calls, requests, botMessages, updates, files, health
+ *   /control/...   test control: faults, reset, calls, requests, botMessages, updates, files, health,
+ *                  update (POST {botToken, update}: any update as given, e.g. a channel_post)
  */
 
 const path = require('path');
@@ -956,6 +957,19 @@ class Emulator {
     return this.addUpdate(token, 'callback_query', query);
   }
 
+  /** Any update, as given (a channel post, a message without `from`, a callback without `message`). */
+  clientRawUpdate(body) {
+    if (!body || typeof body !== 'object') throw badRequest('the body must be a JSON object');
+    const token = body.botToken;
+    if (!token || typeof token !== 'string') throw badRequest('botToken is required');
+    const update = body.update;
+    const kinds = update && typeof update === 'object' ? Object.keys(update).filter((k) => k !== 'update_id') : [];
+    if (kinds.length !== 1) throw badRequest('update must have exactly one field besides update_id');
+    const payload = update[kinds[0]];
+    if (!payload || typeof payload !== 'object') throw badRequest(`update.${kinds[0]} must be an object`);
+    return this.addUpdate(token, kinds[0], { ...payload });
+  }
+
   // ---- faults
 
   addFault(body) {
@@ -1078,6 +1092,7 @@ class Emulator {
     }));
     control.get('/faults', (_req, res) => sendOk(res, this.faults.map((f) => this.describeFault(f))));
     control.post('/faults', client((b) => this.addFault(b)));
+    control.post('/update', client((b) => this.clientRawUpdate(b)));
     control.post('/reset', client((b) => this.reset(b)));
     control.get('/calls', (req, res) => {
       const token = req.query.token;

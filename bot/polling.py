@@ -1,0 +1,179 @@
+"""Long polling that confirms an update to Telegram only after it has been handled (at-least-once).
+
+PTB's own Updater advances getUpdates' `offset` (which tells Telegram to forget every update below
+it) as soon as a batch is *queued*, before the handlers run: a crash (kill -9, out of memory, power
+cut) then silently loses every queued question. Here the offset moves past an update only once its
+handler has finished, so after a crash the unfinished updates come again. The price is that an
+update handled just before the crash can be handled twice; nothing is lost.
+
+Updates of one chat are handled in order, different chats concurrently: a send that Telegram
+slows down (429) or that times out delays only that person, not everyone behind them. The window
+of unconfirmed updates is at most WINDOW long (taken but not confirmed: running, or done behind
+one that still runs); it bounds both the work in flight and how many updates a crash can repeat.
+A send stuck at the head of a full window holds up newer updates until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from telegram import Update
+from telegram.error import InvalidToken, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application
+
+log = logging.getLogger("komek")
+WINDOW = 32
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def _chat_key(update: Update) -> int | None:
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return None
+
+
+class Poller:
+    """`await Poller(app).run(stop)` polls until `stop` is set, then finishes what it took."""
+
+    def __init__(self, app: AnyApp, *, timeout: int = 10, idle_wait: float = 0.5, drain_seconds: float = 10.0):
+        self.app = app
+        self.timeout = timeout
+        self.idle_wait = idle_wait
+        self.drain_seconds = drain_seconds
+        self.next_new = 0  # the smallest update_id not taken yet
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+
+    @property
+    def offset(self) -> int:
+        """Everything below this is handled and may be confirmed."""
+        return min(self.in_flight) if self.in_flight else self.next_new
+
+    async def _handle(self, update: Update) -> None:
+        key = _chat_key(update)
+        if key is None:
+            await self._process(update)
+            return
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                await self._process(update)
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._locks.pop(key, None)
+
+    async def _process(self, update: Update) -> None:
+        try:
+            await self.app.process_update(update)  # handler errors go to the error handler
+        except Exception:
+            log.exception("update %d could not be processed", update.update_id)
+
+    def _take(self, updates: list[Update]) -> int:
+        fresh = 0
+        for update in updates:
+            if update.update_id < self.next_new:
+                continue  # already taken (in flight or handled, not yet confirmed)
+            self.next_new = update.update_id + 1
+            task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
+            self.in_flight[update.update_id] = task
+            task.add_done_callback(self._done)
+            fresh += 1
+        return fresh
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(int(task.get_name().removeprefix("update-")), None)
+
+    async def _get_updates(self, wait: int) -> list[Update]:
+        updates = await self.app.bot.get_updates(
+            offset=self.offset, limit=WINDOW, timeout=wait, allowed_updates=Update.ALL_TYPES
+        )
+        return list(updates)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                poll = asyncio.ensure_future(self._get_updates(0 if self.in_flight else self.timeout))
+                await asyncio.wait([poll, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not poll.done():
+                    poll.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await poll
+                    break
+                try:
+                    updates = poll.result()
+                except InvalidToken:
+                    raise
+                except RetryAfter as exc:
+                    wait = exc.retry_after
+                    await self._pause(stop, wait if isinstance(wait, int | float) else wait.total_seconds())
+                    continue
+                except TimedOut:
+                    continue
+                except Exception as exc:  # network trouble, 5xx, a 409 conflict, an unparsable update
+                    level = logging.WARNING if isinstance(exc, TelegramError) else logging.ERROR
+                    log.log(level, "polling failed (%s); trying again in %.1f s", exc, backoff)
+                    await self._pause(stop, backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 0.5
+                if not self._take(updates) and self.in_flight:
+                    # Nothing new, and what runs keeps getUpdates from long-polling (it answers at once
+                    # while unconfirmed updates exist): let the running ones finish, or a moment pass,
+                    # before asking again. Asking after every finished update would re-read the whole
+                    # window each time, which costs more CPU than handling the updates.
+                    await asyncio.wait([*self.in_flight.values()], timeout=self.idle_wait)
+        finally:
+            stopping.cancel()
+            await self._drain()
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    async def _drain(self) -> None:
+        """On the way out: let running updates finish (bounded), then confirm what is handled."""
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight.values()), timeout=self.drain_seconds)
+        for task in list(self.in_flight.values()):
+            task.cancel()  # not confirmed: Telegram sends it again after the restart
+        if self.next_new:
+            with contextlib.suppress(Exception):
+                await self.app.bot.get_updates(offset=self.offset, timeout=0, allowed_updates=Update.ALL_TYPES)
+
+
+async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None) -> None:
+    """The whole life of a polling bot: initialize, post_init, start, poll until SIGINT/SIGTERM (or
+    `stop`), then stop, shutdown and post_shutdown, as PTB's run_polling does."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    await app.initialize()
+    signals = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+                signals.append(sig)
+        if app.post_init is not None:
+            await app.post_init(app)
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.start()
+        try:
+            await Poller(app).run(stop)
+        finally:
+            await app.stop()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
