@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -190,10 +191,11 @@ def _addressed(message: Message, chat: Chat, bot_username: str, bot_id: int) -> 
     text = message.text or ""
     if chat.type == ChatType.PRIVATE:
         return True, text
-    mention = f"@{bot_username}".lower() if bot_username else ""
-    if mention and mention in text.lower():
-        start = text.lower().index(mention)
-        return True, (text[:start] + text[start + len(mention) :]).strip()
+    # Searched in the text itself, not in text.lower(): lowering can change the length ("İ" becomes
+    # two characters), and an index into the lowered text then cut the question in the wrong place.
+    found = re.search(re.escape(f"@{bot_username}"), text, re.IGNORECASE) if bot_username else None
+    if found is not None:
+        return True, (text[: found.start()] + text[found.end() :]).strip()
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
         return True, text

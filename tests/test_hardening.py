@@ -31,12 +31,14 @@ import pytest
 from botapi_client import BotApiClient, BotApiServer, SimUser
 from conftest import ContentCopy, copy_content
 from test_bot import Bot, new_env
+from test_staff import ADMIN, run_reload_job, staff_copy
 
 from bot.app import Env, build_application
 from bot.content import Loaded, load_knowledge
 from bot.dialogue import Knowledge, reply_to_text, split_message
 from bot.i18n import choose_language
 from bot.polling import WINDOW, serve_polling
+from bot.yamlio import MAX_FILE_BYTES
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -560,3 +562,151 @@ async def test_database_that_cannot_be_opened_still_answers(
             await bot.user.send_message(person.id, "можно ли мне работать", person)
             await bot.user.wait_for_bot_messages(person.id, i + 1)
     assert len(errors(caplog)) == 1 and "storage unavailable" in errors(caplog)[0]
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+HOSTILE_TEXTS = [
+    "ж" * 4096,  # Telegram's longest message
+    "как подать на убежище " * 186,  # 4,092 characters of a real question
+    "\x00\x01\x02\x07\x08\x1b[31mкак\x7f подать\x0b на\x0c убежище\x1f",  # control characters
+    "👩\u200d👩\u200d👧\u200d👦" * 300 + " школа",  # zero-width joiners
+    "\u202eеищебу ан ьтадоп как\u202c \u200f\u200e\u2066x\u2069",  # RTL override and isolates
+    "😀" * 10_000,  # 20,000 UTF-16 units
+    "<b>unclosed & <script>alert(1)</script> &amp; &#0; ]]> {office_phones} %s %(x)s {0}",
+    "\ufeff\u00ad\u200b\u2060\ufffc\ufffd" * 50,  # invisible and replacement characters
+    "a\u0301\u0302\u0303\u0304\u0305\u0306" * 500,  # stacked combining marks
+    " \n\t ",  # nothing but white space
+]
+FORGED_DATA = [
+    "",
+    "x" * 64,
+    "faq:",
+    "faq:../../etc/passwd",
+    "faq:asylum-apply:extra:parts",
+    "lang:xx",
+    "lang:",
+    "fb:asylum-apply:2",
+    "fb::1",
+    "sec:no-such-section",
+    "ask:🙂",
+    "forget:no",
+    "menu:junk",
+    "\x00\x01",
+    "🙂" * 16,
+    "контакты",
+]
+
+
+async def test_hostile_messages_buttons_and_updates(
+    loaded: Loaded, knowledge: Knowledge, botapi_server: BotApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Odd texts are answered as the pure dialogue says; forged button data and updates without the
+    usual fields (no `from`, a callback without `message`, channel posts) never break the bot."""
+    caplog.set_level(logging.INFO)
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    async with serving(loaded, env, botapi_server) as bot:
+        u = bot.user
+        sender = [SimUser(id=6_600_000_000 + i, first_name="H", language_code="ru") for i in range(len(HOSTILE_TEXTS))]
+        for person, text in zip(sender, HOSTILE_TEXTS, strict=True):
+            await u.send_message(person.id, text, person)
+        for person, text in zip(sender, HOSTILE_TEXTS, strict=True):
+            lang = choose_language(None, "ru", text, knowledge.config.languages, knowledge.config.default_language)
+            want = split_message(reply_to_text(knowledge, text, lang).text)
+            await u.wait_for_bot_messages(person.id, len(want), timeout=15)
+            assert await answers(u, person.id) == want, text[:40]
+
+        # forged callback data on a real bot message
+        presser = SimUser(id=6_600_000_100, first_name="P", language_code="en")
+        await u.send_command(presser.id, "/menu", presser)
+        [menu] = await u.wait_for_bot_messages(presser.id, 1)
+        for data in FORGED_DATA:
+            await u.press_button(presser.id, menu, data, presser, force=True)
+        await u.wait_for(lambda: _answered_callbacks(u, len(FORGED_DATA)), timeout=15, message="every press answered")
+
+        # updates that lack what most updates have
+        now = int(time.time())
+        ghost = {"id": 6_600_000_200, "type": "private", "first_name": "G"}
+        channel = {"id": -1_006_600_000_300, "type": "channel", "title": "News"}
+        odd = [
+            {"message": {"message_id": 1, "date": now, "chat": ghost, "text": "как подать на убежище"}},
+            {"message": {"message_id": 2, "date": now, "chat": ghost, "text": "/start"}},
+            {
+                "callback_query": {
+                    "id": "cb-no-message",
+                    "from": {**ghost, "is_bot": False},
+                    "chat_instance": "1",
+                    "data": "menu",
+                }
+            },
+            {"callback_query": {"id": "cb-no-data", "from": {**ghost, "is_bot": False}, "chat_instance": "1"}},
+            {"channel_post": {"message_id": 3, "date": now, "chat": channel, "text": "/start как подать на убежище"}},
+            {"edited_channel_post": {"message_id": 3, "date": now, "edit_date": now, "chat": channel, "text": "x"}},
+            {"message": {"message_id": 4, "date": now, "chat": ghost, "from": {**ghost, "is_bot": False}}},
+            {
+                "message": {
+                    "message_id": 5,
+                    "date": now,
+                    "chat": {"id": -6600, "type": "group", "title": "G"},
+                    "sender_chat": channel,
+                    "text": "@komek_test_bot как подать на убежище",
+                }
+            },
+        ]
+        for update in odd:
+            await u.send_update(update)
+        # a normal question after all that is answered: the bot is alive, and nothing odd was answered
+        normal = SimUser(id=6_600_000_400, first_name="N", language_code="ru")
+        await u.send_message(normal.id, "можно ли мне работать", normal)
+        await u.wait_for_bot_messages(normal.id, 1, timeout=15)
+        await u.wait_for(lambda: _all_confirmed(u), timeout=15, message="every update handled")
+        for chat in (ghost["id"], channel["id"], -6600):
+            assert await u.bot_messages(chat) == [], chat
+    assert errors(caplog) == []
+
+
+async def _answered_callbacks(u: BotApiClient, count: int) -> bool:
+    return len(await u.callback_answers()) >= count
+
+
+async def _all_confirmed(u: BotApiClient) -> bool:
+    return int((await u.updates())["pending"]) <= 1  # the last one is confirmed by the next poll
+
+
+# ------------------------------------------------------------------------------ hostile FAQ files
+
+
+async def test_running_bot_keeps_the_last_good_faq(
+    botapi_server: BotApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A saved FAQ file that is an alias bomb, not UTF-8 or over the size limit: the live reload
+    refuses it, tells the admins the file and the reason, and the bot answers from the last good
+    version (tests/test_staff.py covers a YAML syntax error; `check` itself is covered by
+    tests/test_faq_validation.py for all three)."""
+    config, faq = staff_copy(tmp_path)
+    loaded = load_knowledge(config, faq, dt.date.today())
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    asylum = faq / "asylum.yaml"
+    good = asylum.read_bytes()
+    huge = good + b"# padding\n" * (MAX_FILE_BYTES // 10 + 1)
+    breakages = [
+        ("alias bomb", (BROKEN / "alias-bomb" / "asylum.yaml").read_bytes(), "YAML aliases (*name) are not allowed"),
+        ("not UTF-8", (BROKEN / "not-utf8" / "asylum.yaml").read_bytes(), "the file is not UTF-8 text"),
+        ("huge", huge, "file is too large"),
+    ]
+    user = SimUser(id=6_700_000_001, first_name="R", language_code="en")
+    want = split_message(reply_to_text(loaded.knowledge, "how do I apply for asylum", "en").text)
+    async with serving(loaded, env, botapi_server, config=config, faq=faq) as bot:
+        u, svc = bot.user, bot.app.bot_data["services"]
+        for n, (name, content, reason) in enumerate(breakages, start=1):
+            asylum.write_bytes(content)
+            await run_reload_job(bot.app)
+            alert = (await u.wait_for_bot_messages(ADMIN.id, n))[n - 1]["text"]
+            assert "not reloaded" in alert and "asylum.yaml:" in alert and reason in alert, (name, alert)
+            assert svc.knowledge is loaded.knowledge, name  # the last good version, untouched
+            await u.send_message(user.id, "how do I apply for asylum", user)
+            got = await u.wait_for_bot_messages(user.id, n * len(want))
+            assert [m["raw_text"] for m in got[-len(want) :]] == want, name
+            asylum.write_bytes(good)  # staff fix it: the next broken save is a new version again
+    refused = [r.getMessage() for r in caplog.records if "content reload refused" in r.getMessage()]
+    assert len(refused) == 3
