@@ -250,3 +250,7 @@ def setup_logging(secrets: list[str]) -> None:
     level = os.environ.get("KOMEK_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
     install_log_redaction(secrets)
+    # Their DEBUG output is every raw update and API call: names, usernames and the questions
+    # themselves, which the redaction cannot know to remove. KOMEK_LOG_LEVEL=DEBUG is for our code.
+    for chatty in ("telegram", "aiosqlite", "apscheduler"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLogger().level))
