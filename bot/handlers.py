@@ -340,7 +340,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         entry_id, helpful = reply.feedback
         await svc.store(lambda s: s.record_feedback(pid, entry_id, helpful, now))
     if reply.forget:
-        counts = await svc.store(lambda s: s.forget_user(pid)) or {}
+        erased = await svc.store(lambda s: s.forget_user(pid))
+        if erased is None and svc.storage is not None:
+            # The database refused the delete (read-only, disk full): never say "deleted" then.
+            await send_reply(context, chat.id, info_reply(k, "error_reply", reply.lang))
+            return
+        counts = erased or {}
         what = k.t(
             "forget_what",
             reply.lang,

@@ -38,6 +38,7 @@ from bot.content import Loaded, load_knowledge
 from bot.dialogue import Knowledge, reply_to_text, split_message
 from bot.i18n import choose_language
 from bot.polling import WINDOW, serve_polling
+from bot.privacy import pseudonym
 from bot.yamlio import MAX_FILE_BYTES
 
 pytestmark = pytest.mark.e2e
@@ -546,13 +547,28 @@ async def test_storage_fault_answers_on_and_logs_one_error(
         assert [e for e in errors(caplog) if "storage" in e] == errors(caplog)
         assert len(errors(caplog)) == 1, errors(caplog)
         assert "database or disk is full" in errors(caplog)[0] or "readonly" in errors(caplog)[0]
+        if fault == "read-only":  # "forget me" must not claim a deletion the database refused
+            await _forget(u, people[2], 5)
+            assert (await answers(u, people[2].id))[-1] == loaded.knowledge.t("error_reply", "ru")
 
         # the fault goes away: recording resumes at once (no restart)
         await _execute(bot, "PRAGMA query_only = OFF" if fault == "read-only" else "PRAGMA max_page_count = 1073741823")
         await u.send_message(people[1].id, "можно ли мне работать", people[1])
         await u.wait_for_bot_messages(people[1].id, 4)
         await u.wait_for(lambda: len(db_rows(db)["events"]) > events_during, message="recording again")
+        if fault == "read-only":  # and now it deletes, and says so
+            await _forget(u, people[2], 7)
+            assert (await answers(u, people[2].id))[-1].startswith("Готово. Удалено:")
+            assert [r for r in db_rows(db)["events"] if r[2] == pseudonym(people[2].id, env.secret)] == []
     assert len(errors(caplog)) == 1
+
+
+async def _forget(u: BotApiClient, person: SimUser, count: int) -> None:
+    """/forget, then "yes": `count` is the number of bot messages in the chat afterwards."""
+    await u.send_command(person.id, "/forget", person)
+    prompt = (await u.wait_for_bot_messages(person.id, count - 1))[-1]
+    await u.press_button(person.id, prompt, "forget:yes", person)
+    await u.wait_for_bot_messages(person.id, count)
 
 
 async def test_database_that_cannot_be_opened_still_answers(
