@@ -144,14 +144,21 @@ class Poller:
         """On the way out: let running updates finish (bounded), then confirm what is handled."""
         if self.in_flight:
             await asyncio.wait(list(self.in_flight.values()), timeout=self.drain_seconds)
-        for task in list(self.in_flight.values()):
+        offset = self.offset  # before cancelling: a cancelled update leaves in_flight, unhandled
+        unfinished = list(self.in_flight.values())
+        for task in unfinished:
             task.cancel()  # not confirmed: Telegram sends it again after the restart
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if unfinished:
+            log.warning(
+                "%d update(s) still running at shutdown: they will be handled after the restart", len(unfinished)
+            )
         if self.next_new:
             with contextlib.suppress(Exception):
-                await self.app.bot.get_updates(offset=self.offset, timeout=0, allowed_updates=Update.ALL_TYPES)
+                await self.app.bot.get_updates(offset=offset, timeout=0, allowed_updates=Update.ALL_TYPES)
 
 
-async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None) -> None:
+async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None, drain_seconds: float = 10.0) -> None:
     """The whole life of a polling bot: initialize, post_init, start, poll until SIGINT/SIGTERM (or
     `stop`), then stop, shutdown and post_shutdown, as PTB's run_polling does."""
     stop = stop or asyncio.Event()
@@ -168,7 +175,7 @@ async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None) -> None:
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.start()
         try:
-            await Poller(app).run(stop)
+            await Poller(app, drain_seconds=drain_seconds).run(stop)
         finally:
             await app.stop()
     finally:

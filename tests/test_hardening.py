@@ -434,12 +434,17 @@ def test_kill_9_during_load_loses_nothing(
 
 @contextlib.asynccontextmanager
 async def serving(
-    loaded: Loaded, env: Env, server: BotApiServer, config: Path | None = None, faq: Path | None = None
+    loaded: Loaded,
+    env: Env,
+    server: BotApiServer,
+    config: Path | None = None,
+    faq: Path | None = None,
+    drain_seconds: float = 10.0,
 ) -> AsyncIterator[Bot]:
     """The real Application with the production polling loop (serve_polling), in this event loop."""
     app = build_application(loaded, env, config or ROOT / "config.yaml", faq)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_polling(app, stop))
+    task = asyncio.create_task(serve_polling(app, stop, drain_seconds=drain_seconds))
     async with server.client(env.token) as user:
         try:
 
@@ -506,6 +511,41 @@ async def test_bot_api_faults_are_retried_while_others_are_served(
     print(f"\nfaults: ten others answered in {served_others:.1f} s while one send was hanging")
     assert served_others < 5.0  # before the hanging send's 5 s read timeout even fired
     assert errors(caplog) == []
+
+
+async def test_shutdown_leaves_an_unfinished_update_for_the_next_start(
+    loaded: Loaded, knowledge: Knowledge, botapi_server: BotApiServer, tmp_path: Path
+) -> None:
+    """A clean stop (SIGTERM) while a send waits out a long 429: that update is not confirmed, and
+    the next start answers it. Updates before it stay confirmed; one after it, though answered,
+    cannot be confirmed without confirming the stuck one (getUpdates' offset confirms everything
+    below it), so it is answered again: at least once, never lost."""
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    before, stuck, after = (SimUser(id=6_450_000_001 + i, first_name="T", language_code="ru") for i in range(3))
+    question = "можно ли мне работать"
+    want = split_message(reply_to_text(knowledge, question, "ru").text)
+    async with serving(loaded, env, botapi_server, drain_seconds=0.5) as bot:
+        u = bot.user
+        await u.set_fault("sendMessage", "429", count=1, chat_id=stuck.id, retry_after=20)
+        for person in (before, stuck, after):
+            await u.send_message(person.id, question, person)
+        await u.wait_for_bot_messages(before.id, 1)
+        await u.wait_for_bot_messages(after.id, 1)
+        await u.wait_for(lambda: _got_status(u, 429), message="the 429")
+    async with botapi_server.client(env.token) as u:
+        assert int((await u.updates())["pending"]) == 2  # the stuck one and the one after it
+    async with serving(loaded, env, botapi_server) as bot:
+        assert await answers(bot.user, stuck.id) == []
+        await bot.user.wait_for_bot_messages(stuck.id, 1)
+        await bot.user.wait_for_bot_messages(after.id, 2)
+        await asyncio.sleep(0.3)
+        assert await answers(bot.user, stuck.id) == want
+        assert await answers(bot.user, before.id) == want  # confirmed: not answered again
+        assert await answers(bot.user, after.id) == want * 2
+
+
+async def _got_status(u: BotApiClient, status: int) -> bool:
+    return any(r["status"] == status for r in await u.requests("sendMessage"))
 
 
 # ------------------------------------------------------------------------------ storage faults
