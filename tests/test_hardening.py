@@ -356,7 +356,7 @@ def test_load_leaves_no_personal_data_in_database_or_log(load_run: LoadRun) -> N
     assert "Komek is running" in load_run.log  # the log was captured (at DEBUG)
     assert [n for n in needles if n in load_run.log] == []
     scrubbed = [r[5] for r in rows["unanswered"]]  # (id, ts, pid, lang, kind, text, candidates)
-    assert any("[phone]" in t or "[iin]" in t or "[user]" in t for t in scrubbed) or not scrubbed
+    assert any("[iin]" in t for t in scrubbed) and any("[user]" in t for t in scrubbed)  # kept, scrubbed
 
 
 # ------------------------------------------------------------------------------ crash
@@ -494,11 +494,14 @@ async def test_bot_api_faults_are_retried_while_others_are_served(
         for person in others:
             await u.send_message(person.id, "можно ли мне работать", person)
         for person in others:
-            await u.wait_for_bot_messages(person.id, 1, timeout=10)
+            await u.wait_for_bot_messages(person.id, 1, timeout=30)
         served_others = time.monotonic() - began
-        assert await u.bot_messages(slow.id) == []  # still waiting for its timed-out send
         for person in (slow, flooded, broken):
             await u.wait_for_bot_messages(person.id, 1, timeout=30)
+        # meanwhile: every other person was answered before the hanging send was retried
+        [slow_reply] = await u.bot_messages(slow.id)
+        for person in others:
+            assert (await u.bot_messages(person.id))[0]["message_id"] < slow_reply["message_id"]
         await asyncio.sleep(0.5)
         for person in (slow, flooded, broken):
             assert await answers(u, person.id) == want, person.id  # answered, and only once
@@ -509,7 +512,6 @@ async def test_bot_api_faults_are_retried_while_others_are_served(
         assert statuses[broken.id] == [500, 500, 200]
         assert statuses[slow.id][-1] == 200 and len(statuses[slow.id]) == 2
     print(f"\nfaults: ten others answered in {served_others:.1f} s while one send was hanging")
-    assert served_others < 5.0  # before the hanging send's 5 s read timeout even fired
     assert errors(caplog) == []
 
 
@@ -582,8 +584,11 @@ async def test_storage_fault_answers_on_and_logs_one_error(
                 await u.send_message(person.id, long_question if round_ else "как подать на убежище", person)
         for person in people:
             await u.wait_for_bot_messages(person.id, 3 + (person is people[0]), timeout=20)
-        events_during = len(db_rows(db)["events"])
-        assert events_during < 1 + 18  # some writes failed
+        rows = db_rows(db)
+        events_during = len(rows["events"])
+        assert events_during + len(rows["unanswered"]) < 19 + 12  # some writes failed
+        komek = [r for r in caplog.records if r.name == "komek" and r.levelno >= logging.WARNING]
+        assert len(komek) == 1, [r.getMessage() for r in komek]  # no warning per message either
         assert [e for e in errors(caplog) if "storage" in e] == errors(caplog)
         assert len(errors(caplog)) == 1, errors(caplog)
         assert "database or disk is full" in errors(caplog)[0] or "readonly" in errors(caplog)[0]
