@@ -201,7 +201,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     results["sizes"]["shipped"] = r
     f = r["faq"]
     say(f"  shipped FAQ: {f['entries']} entries, {f['phrasings']} phrasings, {f['distinct_words']} words")
-    say(f"    index build   {r['index_build_s']['median'] * 1000:.0f} ms (median of 3)")
+    say(
+        f"    index build   {r['index_build_s']['median'] * 1000:.0f} ms (median of 3);"
+        f" baseline: {r['baseline_choices']} questions, prepared in {r['baseline_build_s'] * 1000:.0f} ms"
+    )
     for name in ("reply_cold", "reply_warm", "match_cold", "match_warm", "baseline"):
         say(_line(name, r[name]))
     say(f"    top-1 {r['top1']:.3f} (naive baseline {r['baseline_top1']:.3f}) on {r['in_scope']} in-scope messages")
@@ -218,7 +221,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             continue
         f = r["faq"]
         say(f"  synthetic {size}: {f['phrasings']} phrasings, {f['distinct_words']} words")
-        say(f"    index build   {r['index_build_s']['median']:.2f} s")
+        say(
+            f"    index build   {r['index_build_s']['median']:.2f} s;"
+            f" baseline: {r['baseline_choices']} questions, prepared in {r['baseline_build_s']:.2f} s"
+        )
         for name in ("reply", "match", "baseline"):
             say(_line(name, r[name]))
         top1 = "n/a" if r["top1"] is None else f"{r['top1']:.3f}"
