@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from typing import Any
@@ -84,12 +85,12 @@ class Poller:
             self.next_new = update.update_id + 1
             task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
             self.in_flight[update.update_id] = task
-            task.add_done_callback(self._done)
+            task.add_done_callback(functools.partial(self._done, update.update_id))
             fresh += 1
         return fresh
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.in_flight.pop(int(task.get_name().removeprefix("update-")), None)
+    def _done(self, update_id: int, _task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(update_id, None)
 
     async def _get_updates(self, wait: int) -> list[Update]:
         updates = await self.app.bot.get_updates(
