@@ -17,6 +17,7 @@ The index is built once per FAQ version and is immutable; `match` is pure.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter, defaultdict
@@ -30,6 +31,7 @@ from bot.lexicon import lexicon
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
 
 SYNONYM_DISCOUNT = 0.9  # a synonym is nearly, not quite, the word itself
+_BLEND_TOP = 6  # token-stage candidates that get the character n-gram blend
 _VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
 
 
@@ -199,7 +201,9 @@ class Index:
         self.params = params or MatcherParams()
         lex = lexicon()
         self._stop = lex.stopwords.union(*lex.smalltalk.values())
-        self._off_stems = lex.off_topic
+        self._off_exact = frozenset(s for s in lex.off_topic if len(s) <= 3)
+        self._off_prefixes = frozenset(s for s in lex.off_topic if len(s) > 3)
+        self._off_longest = max(map(len, self._off_prefixes), default=0)
         self._canon: dict[str, str] = {}
         for group in faq.synonyms:
             words = [w for w in (tokens(normalize(x)) for x in group) if len(w) == 1]
@@ -240,6 +244,13 @@ class Index:
         self._phrases: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
             e: tuple((p, sum(self.idf[t] for t in p)) for p in sorted(phrases[e])) for e in self.entry_ids
         }
+        phrase_postings: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for e in self.entry_ids:
+            for p, (phrase, denom) in enumerate(self._phrases[e]):
+                if denom > 0:
+                    for t in phrase:
+                        phrase_postings[t].append((e, p))
+        self._phrase_postings = {t: tuple(v) for t, v in phrase_postings.items()}
         entry_grams = {e: _grams([t for p, _ in self._phrases[e] for t in p]) for e in self.entry_ids}
         gram_df: Counter[str] = Counter()
         for grams in entry_grams.values():
@@ -247,6 +258,12 @@ class Index:
         self._gram_idf = {g: math.log(n / c) for g, c in gram_df.items() if c < n}
         self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
         self._vocab = sorted(self.idf)
+        self._by_length = sorted(self._vocab, key=len)
+        self._max_len = len(self._by_length[-1]) if self._by_length else 0
+        # _len_start[n]: index in _by_length of the first word of n letters or more
+        self._len_start = [0] * (self._max_len + 2)
+        for n in range(self._max_len + 2):
+            self._len_start[n] = next((i for i, w in enumerate(self._by_length) if len(w) >= n), len(self._by_length))
         self._by_prefix: dict[str, list[str]] = defaultdict(list)
         self._by_skeleton: dict[str, list[str]] = defaultdict(list)
         for t in self._vocab:
@@ -289,7 +306,9 @@ class Index:
     def _off_topic(self, t: str) -> bool:
         """A word that names another service (weather, football, a driving licence...): it is never
         read as a near-miss of an FAQ word, so it counts against every entry like any unknown word."""
-        return any(t.startswith(stem) if len(stem) > 3 else t == stem for stem in self._off_stems)
+        if t in self._off_exact:
+            return True
+        return any(t[:n] in self._off_prefixes for n in range(4, min(len(t), self._off_longest) + 1))
 
     def _canonical(self, t: str) -> str:
         """The synonym group a word belongs to (also for its inflected or misspelt forms)."""
@@ -344,9 +363,15 @@ class Index:
         if len(q) >= 3 and not q.isdigit():
             pool: set[str] = set(self._by_prefix.get(q[:4], ())) if len(q) >= 4 else set()
             pool.update(self._by_skeleton.get(_skeleton(q), ()))
-            cutoff = 0.7
+            # typos: `similarity` accepts an edit-distance match only at 0.75 or more, which needs the
+            # lengths within a quarter of each other: search only words of such lengths
+            lq = len(q)
+            lo, hi = (
+                self._len_start[min(math.ceil(0.75 * lq), self._max_len + 1)],
+                self._len_start[min(int(lq / 0.75) + 1, self._max_len + 1)],
+            )
             for t, _, _ in process.extract(
-                q, self._vocab, scorer=Levenshtein.normalized_similarity, score_cutoff=cutoff, limit=None
+                q, self._by_length[lo:hi], scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=None
             ):
                 pool.add(t)
             for t in pool:
@@ -383,7 +408,8 @@ class Index:
             return cands
         q = self._unit(_grams(terms))
         out = []
-        for c in cands:
+        # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
+        for c in heapq.nsmallest(_BLEND_TOP, cands, key=lambda c: (-c.score, c.entry_id)):
             vec = self._gram_vecs[c.entry_id]
             cos = sum(w * vec.get(gram, 0.0) for gram, w in q.items())
             score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
@@ -401,9 +427,11 @@ class Index:
         params = self.params
         weights: list[float] = []
         matches: list[tuple[tuple[str, float], ...]] = []
+        off_weight = 0.0
         for q in q_terms[:60]:
             if self._off_topic(q):
                 weights.append(params.off_topic_weight * self.max_idf)
+                off_weight += weights[-1]
                 matches.append(())
                 continue
             sims = self.similar_terms(q)
@@ -418,7 +446,7 @@ class Index:
         total = sum(weights)
         if total <= 0:
             return [], 0.0
-        off_share = sum(w for w, q in zip(weights, q_terms, strict=False) if self._off_topic(q)) / total
+        off_share = off_weight / total
         per_entry: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(matches))
         term_best: dict[str, float] = {}
         term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -431,34 +459,49 @@ class Index:
                     row = per_entry[e]
                     if s > row[i]:
                         row[i] = s
+        # phrase fit: only the phrasings that share a word with the message (an inverted index)
+        got: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for t, s in term_best.items():
+            v = self.idf[t] * s
+            for e, p in self._phrase_postings.get(t, ()):
+                got[e][p] += v
+        x = params.whole_weight
+        a = params.coverage_weight
         out: list[Candidate] = []
         for e, row in per_entry.items():
+            phrase_got = got.get(e)
+            if not phrase_got:
+                continue
             explained_weight = sum(w * m for w, m in zip(weights, row, strict=True))
             coverage = explained_weight / total
-            fits = []
-            for phrase, denom in self._phrases[e]:
-                if denom <= 0:
-                    continue
-                got = sum(self.idf[t] * term_best.get(t, 0.0) for t in phrase)
-                if got <= 0:
-                    continue
-                explained = [0.0] * len(matches)
-                for t in phrase:
-                    for i, s in term_hits.get(t, ()):
-                        if s > explained[i]:
-                            explained[i] = s
-                whole = sum(w * m for w, m in zip(weights, explained, strict=True)) / total
-                x = params.whole_weight
-                fits.append((got / denom) ** (1 - x) * whole**x)
-            if not fits:
+            if coverage <= 0:
                 continue
+            phrases = self._phrases[e]
+            if x == 0:
+                fits = [g / phrases[p][1] for p, g in phrase_got.items()]
+            else:
+                fits = [
+                    (g / phrases[p][1]) ** (1 - x) * self._whole(phrases[p][0], term_hits, weights, total) ** x
+                    for p, g in phrase_got.items()
+                ]
             # the best phrasing decides; several good phrasings break ties (the entry is *about* it)
-            top = sorted(fits, reverse=True)[:3]
+            top = heapq.nlargest(3, fits)
             fit = 0.8 * top[0] + 0.2 * sum(top) / 3
-            if coverage <= 0 or fit <= 0:
+            if fit <= 0:
                 continue
-            a = params.coverage_weight
             score = coverage**a * fit ** (1 - a)
             evidence = explained_weight / self.max_idf
             out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4), round(evidence, 3)))
         return out, off_share
+
+    @staticmethod
+    def _whole(
+        phrase: tuple[str, ...], term_hits: dict[str, list[tuple[int, float]]], weights: list[float], total: float
+    ) -> float:
+        """How much of the message one phrasing explains (used only when whole_weight > 0)."""
+        explained = [0.0] * len(weights)
+        for t in phrase:
+            for i, s in term_hits.get(t, ()):
+                if s > explained[i]:
+                    explained[i] = s
+        return sum(w * m for w, m in zip(weights, explained, strict=True)) / total

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 MAX_INPUT_CHARS = 4_096  # Telegram's own message limit; anything longer is cut before any work
 
@@ -52,6 +53,7 @@ def _clean_char(ch: str) -> str:
     return " "  # punctuation, symbols, emoji
 
 
+@lru_cache(maxsize=512)  # one message is normalised by safety, the matcher and small talk alike
 def normalize(text: str) -> str:
     """Fold case, width and punctuation away; idempotent; never raises on any str."""
     text = text[:MAX_INPUT_CHARS]

@@ -18,13 +18,15 @@ class Alarm:
     entry_id: str  # the FAQ entry to show when the matcher has nothing better
 
 
-def _stem_hits(word: str, stem: str) -> bool:
-    # a short stem ("бет" from "бьет") must be the whole word, or it would match half the language
-    return word == stem if len(stem) <= 3 else word.startswith(stem)
-
-
-def _phrase_hits(words: list[str], phrase: tuple[str, ...]) -> bool:
-    return all(any(_stem_hits(w, stem) for w in words) for stem in phrase)
+def _keys(words: list[str]) -> frozenset[str]:
+    """Every stem that hits one of these words: a short stem ("бет" from "бьет") only as the whole word,
+    or it would match half the language; a longer one as any prefix. Phrase checks become set look-ups."""
+    keys: set[str] = set()
+    for w in words:
+        if len(w) <= 3:
+            keys.add(w)
+        keys.update(w[:n] for n in range(4, len(w) + 1))
+    return frozenset(keys)
 
 
 def detect(text: str) -> Alarm | None:
@@ -35,7 +37,8 @@ def detect(text: str) -> Alarm | None:
         words += tokens(latin_to_cyrillic(norm))
     if not words:
         return None
+    keys = _keys(words)
     for rule in lexicon().safety:
-        if any(_phrase_hits(words, phrase) for phrase in rule.phrases):
+        if any(all(stem in keys for stem in phrase) for phrase in rule.phrases):
             return Alarm(rule.category, rule.entry_id)
     return None
