@@ -4,18 +4,21 @@ Each bot runs as its own process, long-polling the emulator (tests/botapi/launch
 production: Komek is `python -m bot run` (its SQLite file in a temp dir, storage and all), the echo
 bot is bench/echo_bot.py (PTB's run_polling), and "komek-ptb" is Komek's same Application on PTB's
 run_polling with the echo bot's exact settings (bench/komek_ptb_polling.py), which separates the
-cost of Komek's handlers from its polling loop. 50 simulated users each send a message,
-wait for the reply, then send the next one (a closed loop: at most 50 messages are in flight,
-which is also how people use a help-line bot). The messages are the eval messages. After a warm-up
-round (one message per user), USERS x PER_USER = 500 messages are measured per bot.
+cost of Komek's handlers from its polling loop. The three run side by side (idle ones only
+long-poll). 50 simulated users each send a message, wait for the reply, then send the next one (a
+closed loop: at most 50 messages are in flight, which is also how people use a help-line bot). The
+messages are the eval messages. After a warm-up (one message per user and bot), ROUNDS rounds: in
+each round every bot in turn gets USERS x PER_USER = 350 messages (new users every round), so a slow
+moment of the shared machine hits all three alike. Throughput is the median over the rounds, and the
+ratio to the echo bot the median of the rounds' ratios; latencies are pooled over the rounds.
 
 Latency = from just before the user's message is posted to the emulator, to the emulator's arrival
 time of the bot's (last) sendMessage for that chat (/control/requests, same clock). Throughput =
 messages / (first send -> last reply). Also CPU time per message of the bot process, the emulator
 and this process (the simulated users), from /proc: the three share the machine.
-Komek's flood guard allows 20 messages per user per minute; 50 users x (1 + 10) messages stay under it.
+Komek's flood guard allows 20 messages per user per minute; each user sends at most 8.
 
-Usage: .venv/bin/python bench/bench_e2e.py      (BENCH_PROFILE=/some/dir: profile both bots with cProfile)
+Usage: .venv/bin/python bench/bench_e2e.py      (BENCH_PROFILE=/some/dir: profile the bots with cProfile)
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from common import ROOT, eval_messages, goal, say, summary_ms, verdict
+from common import ROOT, eval_messages, goal, median, say, summary_ms, verdict
 
 if TYPE_CHECKING:
     from botapi_client import BotApiClient, BotApiServer
 
 USERS = 50
-PER_USER = 10  # measured messages per user (plus one warm-up)
+PER_USER = 7  # measured messages per user and round (plus one warm-up message)
+ROUNDS = 3
+KINDS = ("echo", "komek", "komek-ptb")
 GOAL_RATIO = 0.8
 LANGS = ("ru", "kk", "en")
 
@@ -146,59 +151,81 @@ class Replies:
         return fut
 
 
-async def _drive(server: BotApiServer, bot: RunningBot, texts: list[str]) -> dict[str, Any]:
+async def _round(server: BotApiServer, bot: RunningBot, texts: list[str], base_id: int, count: int) -> dict[str, Any]:
+    """USERS users (ids from base_id) each send `count` messages, one after the other's reply."""
     from botapi_client import SimUser  # tests/ is on sys.path once common is imported
 
-    komek = bot.kind.startswith("komek")
-    complete = (lambda p: bool(p.get("reply_markup"))) if komek else (lambda p: True)
+    complete = (lambda p: bool(p.get("reply_markup"))) if bot.kind.startswith("komek") else (lambda p: True)
     async with server.client(bot.token, timeout=30) as user, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        # ready = the bot has started long-polling
-        await user.wait_for(lambda: _polling(user), timeout=60, message=f"{bot.kind} to start polling")
         replies = Replies(http, bot.token, complete)
+        replies.since = max([r["seq"] for r in await user.requests("sendMessage")], default=0)
         poller = asyncio.create_task(replies.poll())
-        sims = [SimUser(id=7_000_000 + i, first_name=f"U{i}", language_code=LANGS[i % 3]) for i in range(USERS)]
+        sims = [SimUser(id=base_id + i, first_name=f"U{i}", language_code=LANGS[i % 3]) for i in range(USERS)]
         latencies: list[float] = []
         last_reply = 0.0
 
-        async def one(sim: SimUser, text: str, record: bool) -> None:
+        async def session(i: int) -> None:
             nonlocal last_reply
-            fut = replies.expect(sim.id)
-            t_send = time.time()
-            await user.send_message(sim.id, text, sim)
-            t_reply = await asyncio.wait_for(fut, timeout=120)
-            if record:
+            for j in range(count):
+                fut = replies.expect(sims[i].id)
+                t_send = time.time()
+                await user.send_message(sims[i].id, texts[(base_id + i * count + j) % len(texts)], sims[i])
+                t_reply = await asyncio.wait_for(fut, timeout=120)
                 latencies.append(max(0.0, t_reply - t_send))
                 last_reply = max(last_reply, t_reply)
 
-        async def session(i: int, record: bool, count: int, offset: int) -> None:
-            for j in range(count):
-                await one(sims[i], texts[(offset + i * count + j) % len(texts)], record)
-
         try:
-            await asyncio.gather(*(session(i, False, 1, 0) for i in range(USERS)))  # warm-up
             cpu0, emu0, own0 = bot.cpu_now(), _cpu(server.pid), time.process_time()
             t0 = time.time()
-            await asyncio.gather(*(session(i, True, PER_USER, 1000) for i in range(USERS)))
+            await asyncio.gather(*(session(i) for i in range(USERS)))
             cpu1, emu1, own1 = bot.cpu_now(), _cpu(server.pid), time.process_time()
-            await asyncio.sleep(1.0)  # late (duplicate) replies
-            rss = bot.peak_rss_mb()
+            await asyncio.sleep(0.5)  # late (duplicate) replies
         finally:
             replies.stopped = True
             await poller
-    elapsed = last_reply - t0
     n = len(latencies)
     return {
         "messages": n,
-        "elapsed_s": round(elapsed, 3),
-        "msgs_per_s": round(n / elapsed, 1),
-        "latency": summary_ms(latencies),
-        "bot_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / n, 2),
-        "emulator_cpu_ms_per_msg": round((emu1 - emu0) * 1000 / n, 2),
-        "driver_cpu_ms_per_msg": round((own1 - own0) * 1000 / n, 2),
-        "bot_peak_rss_mb": rss,
-        "messages_sent": USERS * (1 + PER_USER),
+        "elapsed_s": last_reply - t0,
+        "latencies": latencies,
+        "bot_cpu_s": cpu1 - cpu0,
+        "emulator_cpu_s": emu1 - emu0,
+        "driver_cpu_s": own1 - own0,
         "replies_seen": replies.replies,
     }
+
+
+async def _drive(server: BotApiServer, bots: list[RunningBot], texts: list[str]) -> dict[str, dict[str, Any]]:
+    """Warm-up, then ROUNDS rounds; in each round every bot in turn (interleaved, so a slow
+    moment of the shared machine hits all bots alike). New user ids every round (flood guard)."""
+    for bot in bots:
+        async with server.client(bot.token) as user:
+            await user.wait_for(lambda u=user: _polling(u), timeout=60, message=f"{bot.kind} to start polling")
+    for bot in bots:
+        await _round(server, bot, texts, 6_000_000, 1)  # warm-up: one message per user
+    rounds: dict[str, list[dict[str, Any]]] = {bot.kind: [] for bot in bots}
+    for r in range(ROUNDS):
+        for bot in bots:
+            rounds[bot.kind].append(await _round(server, bot, texts, 7_000_000 + 1000 * r, PER_USER))
+    out: dict[str, dict[str, Any]] = {}
+    for bot in bots:
+        rs = rounds[bot.kind]
+        n = sum(r["messages"] for r in rs)
+        rates = [r["messages"] / r["elapsed_s"] for r in rs]
+        out[bot.kind] = {
+            "messages": n,
+            "rounds": len(rs),
+            "msgs_per_s": round(median(rates), 1),
+            "msgs_per_s_rounds": [round(x, 1) for x in rates],
+            "latency": summary_ms([t for r in rs for t in r["latencies"]]),
+            "bot_cpu_ms_per_msg": round(sum(r["bot_cpu_s"] for r in rs) * 1000 / n, 2),
+            "emulator_cpu_ms_per_msg": round(sum(r["emulator_cpu_s"] for r in rs) * 1000 / n, 2),
+            "driver_cpu_ms_per_msg": round(sum(r["driver_cpu_s"] for r in rs) * 1000 / n, 2),
+            "bot_peak_rss_mb": bot.peak_rss_mb(),
+            "messages_sent": n,
+            "replies_seen": sum(r["replies_seen"] for r in rs),
+        }
+    return out
 
 
 async def _polling(user: BotApiClient) -> bool:
@@ -206,43 +233,49 @@ async def _polling(user: BotApiClient) -> bool:
 
 
 def run() -> dict[str, Any]:
-    say("== End to end (Bot API emulator, 50 users, closed loop) ==")
-    texts = [q for q, _ in eval_messages()]
-    random.Random(7).shuffle(texts)
-    results: dict[str, Any] = {"users": USERS, "messages_per_user": PER_USER}
     from botapi_client import BotApiServer
 
+    say(f"== End to end (Bot API emulator, {USERS} users, closed loop, {ROUNDS} interleaved rounds) ==")
+    texts = [q for q, _ in eval_messages()]
+    random.Random(7).shuffle(texts)
+    results: dict[str, Any] = {"users": USERS, "messages_per_user_per_round": PER_USER, "rounds": ROUNDS}
     with tempfile.TemporaryDirectory(prefix="komek-e2e-") as tmp, BotApiServer() as server:
-        for kind in ("echo", "komek", "komek-ptb"):
-            bot = RunningBot(kind, server, Path(tmp))
-            try:
-                r = asyncio.run(_drive(server, bot, texts))
-            finally:
-                log = bot.stop()
-            errors = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
-            extra = r["replies_seen"] - r["messages_sent"]
-            r["errors_in_log"] = len(errors)
-            results[kind] = r
-            lat = r["latency"]
-            say(
-                f"  {kind:<9} {r['messages']} messages in {r['elapsed_s']:.2f} s: {r['msgs_per_s']:.1f} msg/s;"
-                f" latency p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms;"
-                f" log errors: {len(errors)}"
-            )
-            say(
-                f"  {'':<9} CPU per message: bot {r['bot_cpu_ms_per_msg']:.1f} ms,"
-                f" emulator {r['emulator_cpu_ms_per_msg']:.1f} ms, simulated users {r['driver_cpu_ms_per_msg']:.1f} ms;"
-                f" bot peak RSS {r['bot_peak_rss_mb']} MB"
-            )
-            if extra:
-                say(f"    WARNING: {r['replies_seen']} replies to {r['messages_sent']} messages (latency may be off)")
-            for line in errors[:5]:
-                say(f"    {line[:200]}")
-    ratio = results["komek"]["msgs_per_s"] / results["echo"]["msgs_per_s"]
-    ratio_ptb = results["komek-ptb"]["msgs_per_s"] / results["echo"]["msgs_per_s"]
+        bots = [RunningBot(kind, server, Path(tmp)) for kind in KINDS]
+        try:
+            measured = asyncio.run(_drive(server, bots, texts))
+        finally:
+            logs = {bot.kind: bot.stop() for bot in bots}
+    for kind in KINDS:
+        r = measured[kind]
+        errors = [line for line in logs[kind].splitlines() if " ERROR " in line or "Traceback" in line]
+        r["errors_in_log"] = len(errors)
+        results[kind] = r
+        lat = r["latency"]
+        say(
+            f"  {kind:<9} {r['messages']} messages: {r['msgs_per_s']:.1f} msg/s (median; rounds"
+            f" {r['msgs_per_s_rounds']}); latency p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms;"
+            f" log errors: {len(errors)}"
+        )
+        say(
+            f"  {'':<9} CPU per message: bot {r['bot_cpu_ms_per_msg']:.1f} ms,"
+            f" emulator {r['emulator_cpu_ms_per_msg']:.1f} ms, simulated users {r['driver_cpu_ms_per_msg']:.1f} ms;"
+            f" bot peak RSS {r['bot_peak_rss_mb']} MB"
+        )
+        if r["replies_seen"] != r["messages_sent"]:
+            say(f"    WARNING: {r['replies_seen']} replies to {r['messages_sent']} messages (latency may be off)")
+        for line in errors[:5]:
+            say(f"    {line[:200]}")
+    echo = results["echo"]["msgs_per_s_rounds"]
+    per_round = {k: [a / b for a, b in zip(results[k]["msgs_per_s_rounds"], echo, strict=True)] for k in KINDS[1:]}
+    ratio, ratio_ptb = median(per_round["komek"]), median(per_round["komek-ptb"])
     results["ratio"] = round(ratio, 3)
+    results["ratio_rounds"] = [round(x, 3) for x in per_round["komek"]]
     results["ratio_ptb_polling"] = round(ratio_ptb, 3)
-    say(f"  throughput Komek / echo: {ratio:.2f} (python -m bot run); {ratio_ptb:.2f} (Komek on PTB's run_polling)")
+    results["ratio_ptb_polling_rounds"] = [round(x, 3) for x in per_round["komek-ptb"]]
+    say(
+        f"  throughput Komek / echo (median of the rounds' ratios): {ratio:.2f} (python -m bot run,"
+        f" rounds {results['ratio_rounds']}); {ratio_ptb:.2f} (Komek on PTB's run_polling)"
+    )
     results["goals"] = [
         goal("end to end, Komek (python -m bot run) / echo bot throughput", ratio, GOAL_RATIO, "x", True),
         goal("end to end, Komek on PTB run_polling / echo bot throughput", ratio_ptb, GOAL_RATIO, "x", True),
