@@ -58,6 +58,10 @@ class MatcherParams:
     ngram_scale: float = 1.5
 
 
+def _rank(c: Candidate) -> tuple[float, str]:
+    return (-c.score, c.entry_id)
+
+
 def _grams(terms: list[str] | tuple[str, ...]) -> Counter[str]:
     out: Counter[str] = Counter()
     for t in terms:
@@ -244,13 +248,15 @@ class Index:
         self._phrases: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
             e: tuple((p, sum(self.idf[t] for t in p)) for p in sorted(phrases[e])) for e in self.entry_ids
         }
-        phrase_postings: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        # entry -> word -> the entry's phrasings that contain it (phrase fit looks only at those)
+        self._entry_phrase_postings: dict[str, dict[str, tuple[int, ...]]] = {}
         for e in self.entry_ids:
+            by_term: dict[str, list[int]] = defaultdict(list)
             for p, (phrase, denom) in enumerate(self._phrases[e]):
                 if denom > 0:
                     for t in phrase:
-                        phrase_postings[t].append((e, p))
-        self._phrase_postings = {t: tuple(v) for t, v in phrase_postings.items()}
+                        by_term[t].append(p)
+            self._entry_phrase_postings[e] = {t: tuple(v) for t, v in by_term.items()}
         entry_grams = {e: _grams([t for p, _ in self._phrases[e] for t in p]) for e in self.entry_ids}
         gram_df: Counter[str] = Counter()
         for grams in entry_grams.values():
@@ -392,12 +398,12 @@ class Index:
         best: dict[str, Candidate] = {}
         for variant in self._variants(normalize(text)):
             terms = self._terms(variant)
-            cands, off_share = self._score(terms)
+            cands, off_share = self._score(terms, max(_BLEND_TOP, limit))
             for cand in self._blend(terms, cands, off_share):
                 old = best.get(cand.entry_id)
                 if old is None or cand.score > old.score:
                     best[cand.entry_id] = cand
-        ranked = sorted(best.values(), key=lambda c: (-c.score, c.entry_id))
+        ranked = sorted(best.values(), key=_rank)
         return ranked[:limit]
 
     def _blend(self, terms: list[str], cands: list[Candidate], off_share: float = 0.0) -> list[Candidate]:
@@ -409,7 +415,7 @@ class Index:
         q = self._unit(_grams(terms))
         out = []
         # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
-        for c in heapq.nsmallest(_BLEND_TOP, cands, key=lambda c: (-c.score, c.entry_id)):
+        for c in cands:
             vec = self._gram_vecs[c.entry_id]
             cos = sum(w * vec.get(gram, 0.0) for gram, w in q.items())
             score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
@@ -420,8 +426,9 @@ class Index:
         """The message's topic words (no stopwords): empty means it says nothing to match."""
         return self._terms(normalize(text))
 
-    def _score(self, q_terms: list[str]) -> tuple[list[Candidate], float]:
-        """Token-stage candidates, and the share of the message's weight that names other services."""
+    def _score(self, q_terms: list[str], keep: int = 6) -> tuple[list[Candidate], float]:
+        """The `keep` best token-stage candidates, and the share of the message's weight that names
+        other services."""
         if not q_terms:
             return [], 0.0
         params = self.params
@@ -447,52 +454,72 @@ class Index:
         if total <= 0:
             return [], 0.0
         off_share = off_weight / total
-        per_entry: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(matches))
+        explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
         term_best: dict[str, float] = {}
         term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for i, sims in enumerate(matches):
+            best_here: dict[str, float] = {}
             for t, s in sims:
                 term_hits[t].append((i, s))
                 if s > term_best.get(t, 0.0):
                     term_best[t] = s
                 for e in self._postings.get(t, ()):
-                    row = per_entry[e]
-                    if s > row[i]:
-                        row[i] = s
-        # phrase fit: only the phrasings that share a word with the message (an inverted index)
-        got: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for t, s in term_best.items():
-            v = self.idf[t] * s
-            for e, p in self._phrase_postings.get(t, ()):
-                got[e][p] += v
-        x = params.whole_weight
+                    if s > best_here.get(e, 0.0):
+                        best_here[e] = s
+            w = weights[i]
+            if w > 0:
+                for e, s in best_here.items():
+                    explained[e] += w * s
+        # Visit entries by coverage: score = coverage^a * fit^(1-a) with fit <= 1, so once coverage^a
+        # is below the k-th best score nothing later can enter the top k (exact, and cheap at scale).
         a = params.coverage_weight
         out: list[Candidate] = []
-        for e, row in per_entry.items():
-            phrase_got = got.get(e)
-            if not phrase_got:
-                continue
-            explained_weight = sum(w * m for w, m in zip(weights, row, strict=True))
+        kth = -1.0
+        for e, explained_weight in sorted(explained.items(), key=lambda kv: -kv[1]):
             coverage = explained_weight / total
-            if coverage <= 0:
-                continue
-            phrases = self._phrases[e]
-            if x == 0:
-                fits = [g / phrases[p][1] for p, g in phrase_got.items()]
-            else:
-                fits = [
-                    (g / phrases[p][1]) ** (1 - x) * self._whole(phrases[p][0], term_hits, weights, total) ** x
-                    for p, g in phrase_got.items()
-                ]
-            # the best phrasing decides; several good phrasings break ties (the entry is *about* it)
-            top = heapq.nlargest(3, fits)
-            fit = 0.8 * top[0] + 0.2 * sum(top) / 3
+            if len(out) >= keep and round(coverage**a, 4) < kth:
+                break
+            fit = self._fit(e, term_best, term_hits, weights, total)
             if fit <= 0:
                 continue
             score = coverage**a * fit ** (1 - a)
             evidence = explained_weight / self.max_idf
             out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4), round(evidence, 3)))
+            if len(out) > keep:
+                out = heapq.nsmallest(keep, out, key=_rank)
+            if len(out) >= keep:
+                kth = min(c.score for c in out)
         return out, off_share
+
+    def _fit(
+        self,
+        e: str,
+        term_best: dict[str, float],
+        term_hits: dict[str, list[tuple[int, float]]],
+        weights: list[float],
+        total: float,
+    ) -> float:
+        """How well the entry's best phrasings are covered by the message (0 when none shares a word)."""
+        by_term = self._entry_phrase_postings[e]
+        got: dict[int, float] = defaultdict(float)
+        for t, s in term_best.items():
+            v = self.idf[t] * s
+            for p in by_term.get(t, ()):
+                got[p] += v
+        if not got:
+            return 0.0
+        phrases = self._phrases[e]
+        x = self.params.whole_weight
+        if x == 0:
+            fits = [g / phrases[p][1] for p, g in got.items()]
+        else:
+            fits = [
+                (g / phrases[p][1]) ** (1 - x) * self._whole(phrases[p][0], term_hits, weights, total) ** x
+                for p, g in got.items()
+            ]
+        # the best phrasing decides; several good phrasings break ties (the entry is *about* it)
+        top = heapq.nlargest(3, fits)
+        return 0.8 * top[0] + 0.2 * sum(top) / 3
 
     @staticmethod
     def _whole(
