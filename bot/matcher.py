@@ -264,12 +264,12 @@ class Index:
         self._gram_idf = {g: math.log(n / c) for g, c in gram_df.items() if c < n}
         self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
         self._vocab = sorted(self.idf)
-        self._by_length = sorted(self._vocab, key=len)
-        self._max_len = len(self._by_length[-1]) if self._by_length else 0
-        # _len_start[n]: index in _by_length of the first word of n letters or more
-        self._len_start = [0] * (self._max_len + 2)
-        for n in range(self._max_len + 2):
-            self._len_start[n] = next((i for i, w in enumerate(self._by_length) if len(w) >= n), len(self._by_length))
+        self._by_first: dict[str, list[str]] = defaultdict(list)
+        self._by_second: dict[str, list[str]] = defaultdict(list)
+        for t in self._vocab:
+            self._by_first[t[0]].append(t)
+            if len(t) >= 3:
+                self._by_second[t[1:3]].append(t)
         self._by_prefix: dict[str, list[str]] = defaultdict(list)
         self._by_skeleton: dict[str, list[str]] = defaultdict(list)
         for t in self._vocab:
@@ -332,7 +332,7 @@ class Index:
             ):
                 pool.add(w)
             best, best_s = None, self.params.synonym_similarity
-            for w in pool:
+            for w in sorted(pool):  # sorted: the same choice among equals in every process
                 sim = similarity(t, w)
                 if len(w) >= 4 and sim >= best_s:
                     best, best_s = w, sim
@@ -355,7 +355,7 @@ class Index:
                 expanded = SYNONYM_DISCOUNT * sim
                 if expanded > found.get(t, 0.0):
                     found[t] = expanded
-        result = tuple(sorted(found.items(), key=lambda kv: -kv[1])[:12])
+        result = tuple(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:12])
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[q] = result
@@ -369,15 +369,11 @@ class Index:
         if len(q) >= 3 and not q.isdigit():
             pool: set[str] = set(self._by_prefix.get(q[:4], ())) if len(q) >= 4 else set()
             pool.update(self._by_skeleton.get(_skeleton(q), ()))
-            # typos: `similarity` accepts an edit-distance match only at 0.75 or more, which needs the
-            # lengths within a quarter of each other: search only words of such lengths
-            lq = len(q)
-            lo, hi = (
-                self._len_start[min(math.ceil(0.75 * lq), self._max_len + 1)],
-                self._len_start[min(int(lq / 0.75) + 1, self._max_len + 1)],
-            )
+            # typos: `similarity` takes an edit-distance match only at 0.75 or more; look among words
+            # that share the first letter, or the next two (a slip in the first letter)
+            choices = self._by_first.get(q[0], []) + self._by_second.get(q[1:3], [])
             for t, _, _ in process.extract(
-                q, self._by_length[lo:hi], scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=None
+                q, choices, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=None
             ):
                 pool.add(t)
             for t in pool:
