@@ -183,6 +183,9 @@ async def _purge(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("retention purge: %s", counts)
 
 
+SEND_CONNECTIONS = 8
+
+
 def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path | None) -> Application:  # type: ignore[type-arg]
     k = loaded.knowledge
     builder = (
@@ -191,6 +194,10 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        # A few connections serve every chat (requests wait their turn, up to pool_timeout): httpcore
+        # walks its whole pool on each request, so PTB's default of 256 costs CPU under load.
+        .connection_pool_size(SEND_CONNECTIONS)
+        .pool_timeout(30.0)
     )
     if env.base_url:
         builder = builder.base_url(env.base_url)

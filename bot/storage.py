@@ -374,13 +374,13 @@ class Storage:
         except sqlite3.Error as exc:
             raise StorageError(f"database read failed: {exc}") from exc
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> int:
-        """One statement, committed on its own (autocommit), serialised with all other writes."""
+    async def _write(self, sql: str, params: Sequence[Any]) -> None:
+        """One statement, committed on its own (autocommit), serialised with all other writes.
+        execute_fetchall runs and closes the cursor in one trip to the database thread."""
         async with self._lock:
             db = self._conn()
             try:
-                async with db.execute(sql, params) as cursor:
-                    return cursor.rowcount
+                await db.execute_fetchall(sql, params)
             except sqlite3.Error as exc:
                 raise StorageError(f"database write failed: {exc}") from exc
 
