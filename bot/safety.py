@@ -7,6 +7,7 @@ miss can cost much more. Rules live in bot/data/lexicon.yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.lexicon import lexicon
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
@@ -29,6 +30,17 @@ def _keys(words: list[str]) -> frozenset[str]:
     return frozenset(keys)
 
 
+@lru_cache(maxsize=1)
+def _by_first_stem() -> dict[str, list[tuple[int, tuple[str, ...]]]]:
+    """Safety phrases indexed by their first stem: a message is checked only against the phrases
+    whose first stem it contains."""
+    index: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for order, rule in enumerate(lexicon().safety):
+        for phrase in rule.phrases:
+            index.setdefault(phrase[0], []).append((order, phrase))
+    return index
+
+
 def detect(text: str) -> Alarm | None:
     """The first safety category whose wording appears in the message, if any."""
     norm = normalize(text)
@@ -38,7 +50,12 @@ def detect(text: str) -> Alarm | None:
     if not words:
         return None
     keys = _keys(words)
-    for rule in lexicon().safety:
-        if any(all(stem in keys for stem in phrase) for phrase in rule.phrases):
-            return Alarm(rule.category, rule.entry_id)
-    return None
+    index = _by_first_stem()
+    hit = min(
+        (order for key in keys for order, phrase in index.get(key, ()) if all(stem in keys for stem in phrase)),
+        default=None,
+    )
+    if hit is None:
+        return None
+    rule = lexicon().safety[hit]
+    return Alarm(rule.category, rule.entry_id)
