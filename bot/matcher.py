@@ -22,6 +22,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -149,6 +150,7 @@ _KK_SUFFIXES = sorted(
 )
 
 
+@lru_cache(maxsize=65_536)
 def kazakh_stem(word: str) -> str:
     """Strip stacked Kazakh endings (at most three) and undo к→г / п→б voicing before them."""
     stem = word
@@ -220,6 +222,11 @@ class Index:
             for translit in {x for w in latin for x in tokens(latin_to_cyrillic(w))}:
                 self._canon.setdefault(translit, head)
         self._syn_words = sorted(self._canon)
+        self._syn_first: dict[str, list[str]] = defaultdict(list)
+        self._syn_second: dict[str, list[str]] = defaultdict(list)
+        for w in self._syn_words:
+            self._syn_first[w[0]].append(w)
+            self._syn_second[w[1:3]].append(w)
         self._syn_prefix: dict[str, list[str]] = defaultdict(list)
         for w in self._syn_words:
             if len(w) >= 4:
@@ -327,8 +334,9 @@ class Index:
         result = t
         if len(t) >= 5 and self._syn_words:
             pool = set(self._syn_prefix.get(t[:4], ()))
+            near = self._syn_first.get(t[0], []) + self._syn_second.get(t[1:3], [])  # as in _direct_matches
             for w, _, _ in process.extract(
-                t, self._syn_words, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=5
+                t, near, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=5
             ):
                 pool.add(w)
             best, best_s = None, self.params.synonym_similarity
