@@ -233,6 +233,16 @@ class Index:
                 self._syn_prefix[w[:4]].append(w)
         self._canon_cache: dict[str, str] = {}
         phrases: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+        # A message that *is* one of an entry's questions (same words, stopwords included, after
+        # folding) is that entry: "как получить статус беженца" must not lose to "кто может получить
+        # статус беженца" because как/кто are stopwords. A question two entries share decides nothing.
+        exact: dict[str, set[str]] = defaultdict(set)
+        for entry in faq.entries.values():
+            for block in entry.langs.values():
+                for question in block.questions:
+                    for variant in self._variants(normalize(question)):
+                        exact[" ".join(tokens(variant))].add(entry.id)
+        self._exact = {key: next(iter(ids)) for key, ids in exact.items() if " " in key and len(ids) == 1}
         for entry in faq.entries.values():
             for block in entry.langs.values():
                 for text in (block.title, *block.questions, *block.keywords):
@@ -407,6 +417,13 @@ class Index:
                 old = best.get(cand.entry_id)
                 if old is None or cand.score > old.score:
                     best[cand.entry_id] = cand
+        for variant in self._variants(normalize(text)):
+            exact_id = self._exact.get(" ".join(tokens(variant)))
+            if exact_id is not None:
+                old = best.get(exact_id)
+                evidence = old.evidence if old is not None else 0.0
+                best[exact_id] = Candidate(exact_id, 1.0, 1.0, 1.0, evidence)
+                break
         ranked = sorted(best.values(), key=_rank)
         return ranked[:limit]
 

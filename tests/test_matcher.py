@@ -219,3 +219,12 @@ def test_match_never_raises_and_scores_are_in_0_1(knowledge: Knowledge, text: st
 )
 def test_match_survives_extreme_messages(knowledge: Knowledge, text: str) -> None:
     check_candidates(knowledge, text)
+
+
+def test_a_message_that_is_one_of_an_entrys_questions_gets_that_entry(knowledge: Knowledge) -> None:
+    # "как" and "кто" are stopwords, so without this "how to get refugee status" (asylum-apply's own
+    # question) tied with refugee-definition's "who can get refugee status"
+    for text in ("как получить статус беженца", "Как получить статус беженца?", "kak poluchit status bezhenca"):
+        top = knowledge.index.match(text)[0]
+        assert (top.entry_id, top.score) == ("asylum-apply", 1.0), text
+    assert knowledge.index.match("кто может получить статус беженца")[0].entry_id == "refugee-definition"
