@@ -131,6 +131,16 @@ def test_off_topic_words_leave_faq_wording_alone(knowledge: Knowledge, text: str
     assert ([reply.entry_id] if reply.entry_id else list(reply.suggestions))[0] == entry_id
 
 
+@pytest.mark.parametrize("text", ["куда обратиться", "мне нужна помощь", "срочно нужна помощь", "потрібна допомога"])
+def test_a_bare_request_for_help_is_not_answered_with_one_topic(knowledge: Knowledge, text: str) -> None:
+    # "нужна"/"обратиться" are rare in the FAQ, so they weighed like topic words and picked one entry
+    # ("куда обратиться" was answered with the violence entry); now: the menu and the emergency number
+    reply = reply_to_text(knowledge, text, "ru")
+    assert reply.kind == FALLBACK
+    assert knowledge.config.contacts.emergency["general"] in reply.text
+    assert "menu" in datas(reply)
+
+
 def test_long_story_with_a_clear_topic_gets_suggestions_not_the_fallback(knowledge: Knowledge) -> None:
     # The story words dilute the score below the suggestion threshold; the topic words are still there.
     text = (
