@@ -11,11 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from botapi_client import BotApiServer
 from hypothesis import HealthCheck, settings
 
 from bot.config import Config, load_config
@@ -38,6 +40,16 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("komek"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "komek"))
+
+
+@pytest.fixture(scope="module")
+def botapi_server() -> Iterator[BotApiServer]:
+    """The Bot API emulator (tests/botapi/launcher.js) on a free port of 127.0.0.1, one per test
+    module; afterwards it must not have recorded a crash of its own."""
+    with BotApiServer() as server:
+        yield server
+        health = httpx.get(f"{server.url}/control/health", timeout=5).json()["result"]
+        assert health["internal_errors"] == [], server.log_text()
 
 
 @pytest.fixture(scope="session")

@@ -27,12 +27,6 @@ _ids = itertools.count(810001)
 
 
 @pytest.fixture(scope="module")
-def botapi_server() -> Any:
-    with BotApiServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def loaded() -> Loaded:
     return load_knowledge(ROOT / "config.yaml", None, dt.date.today())
 

@@ -73,15 +73,6 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
-@pytest.fixture(scope="module")
-def botapi_server() -> Any:
-    with BotApiServer() as server:
-        yield server
-        # The emulator records its own crashes instead of dying: none may have happened.
-        health = httpx.get(f"{server.url}/control/health", timeout=5).json()["result"]
-        assert health["internal_errors"] == [], server.log_text()
-
-
 @dataclass
 class BotRun:
     app: AnyApp

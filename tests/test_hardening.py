@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from botapi_client import BotApiClient, BotApiServer, SimUser
 from conftest import ContentCopy, copy_content
@@ -69,14 +68,6 @@ QUESTIONS = {
     ],
 }
 LANG_CYCLE = ("ru", "en", "kk")
-
-
-@pytest.fixture(scope="module")
-def botapi_server() -> Any:
-    with BotApiServer() as server:
-        yield server
-        health = httpx.get(f"{server.url}/control/health", timeout=5).json()["result"]
-        assert health["internal_errors"] == [], server.log_text()
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,6 @@ USER = SimUser(id=555100001, first_name="Gulnara", language_code="en")
 OTHER = SimUser(id=555100002, first_name="Hamid", language_code="en")
 
 
-@pytest.fixture(scope="module")
-def botapi_server() -> Any:
-    with BotApiServer() as server:
-        yield server
-
-
 def staff_copy(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the content with admins and an operators' chat configured."""
     faq = tmp_path / "faq"
