@@ -155,12 +155,11 @@ def test_long_story_with_a_clear_topic_gets_suggestions_not_the_fallback(knowled
 
 
 def test_unsure_match_suggests_entries(knowledge: Knowledge) -> None:
-    reply = reply_to_text(knowledge, "how can i get citizenship", "en")
-    if reply.kind == ANSWER:  # the matcher is being tuned; a confident answer is fine too
-        assert reply.entry_id == "citizenship"
-        return
+    # one word that three entries are about: ask which, do not guess
+    reply = reply_to_text(knowledge, "документы", "ru")
     assert reply.kind == SUGGEST
-    assert "citizenship" in reply.suggestions
+    assert {"lost-documents", "asylum-documents"} <= set(reply.suggestions)
+    assert len(reply.suggestions) <= knowledge.config.matcher.max_suggestions
     assert [f"faq:{s}" for s in reply.suggestions] == [d for d in datas(reply) if d.startswith("faq:")]
     assert "menu" in datas(reply)
 
