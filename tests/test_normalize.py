@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hostile import HOSTILE_PIECES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -160,57 +161,7 @@ def test_script_detection() -> None:
 
 # ---------------------------------------------------------------- properties
 
-TRICKY = [
-    "\u200d",  # zero-width joiner
-    "\u200b",
-    "\u200c",
-    "\ufeff",
-    "\u00ad",
-    "\u202e",  # right-to-left override
-    "\u202d",
-    "\u2066",
-    "\u2069",
-    "\u200f",
-    "\u0301",  # combining acute
-    "\u0483",  # combining Cyrillic titlo
-    "\x00",
-    "\x1b",
-    "\x7f",
-    "\u0085",
-    "\u2028",
-    "\u3000",
-    "\t",
-    "\n",
-    "\r",
-    " ",
-    "😀",
-    "🙏🏽",
-    "👨\u200d👩\u200d👧",
-    "🇰🇿",
-    "ё",
-    "Ё",
-    "қ",
-    "і",
-    "ї",
-    "ß",
-    "ﬁ",
-    "ﷺ",
-    "Ａ",
-    "１",
-    "½",
-    "İ",
-    "ǅ",
-    "ﬀ",
-    "'",
-    "’",
-    "беженец",
-    "bezhenca",
-    "مرحبا",
-    "שלום",
-    "?",
-    "!!!",
-    "...",
-]
+TRICKY = HOSTILE_PIECES  # shared with the dialogue property tests
 
 texts = st.one_of(
     st.text(),
