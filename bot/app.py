@@ -31,6 +31,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.config import database_path
 from bot.content import Loaded
 from bot.flood import FloodGuard
 from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
@@ -125,7 +126,7 @@ def read_env(environ: Mapping[str, str], default_db: str, need_webhook_secret: b
     return Env(
         token=token,
         secret=secret.encode(),
-        db_path=Path(environ.get("KOMEK_DB", "").strip() or default_db),
+        db_path=database_path(environ, default_db),
         base_url=base_url,
         base_file_url=base_file_url,
         webhook_secret=webhook_secret,

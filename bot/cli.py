@@ -261,6 +261,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from bot import report as rp
+    from bot.config import database_path
     from bot.storage import Storage, StorageError
 
     if args.days < 1:
@@ -270,8 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     k = loaded.knowledge
-    # The same database the bot uses (bot.app.read_env): KOMEK_DB, else config.yaml → storage.database.
-    db = args.db or Path(os.environ.get("KOMEK_DB", "").strip() or k.config.storage.database)
+    db = args.db or database_path(os.environ, k.config.storage.database)  # the bot's own database
     tz = ZoneInfo(k.config.contacts.office.hours.timezone)
     now = dt.datetime.now(dt.UTC)
     first, last, since = rp.period(now, args.days, tz)

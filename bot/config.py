@@ -6,6 +6,7 @@ Secrets never live here: the token and the pseudonym key come from the environme
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -363,3 +364,9 @@ def load_config(path: Path, problems: Problems | None = None) -> Config:
     if own and p.errors:
         raise ContentError(p.errors)
     return config
+
+
+def database_path(environ: Mapping[str, str], configured: str) -> Path:
+    """The SQLite file: KOMEK_DB when set, else config.yaml's storage.database (the bot and the
+    staff report must agree on it)."""
+    return Path(environ.get("KOMEK_DB", "").strip() or configured)
