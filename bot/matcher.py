@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -438,7 +439,9 @@ class Index:
         # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
         for c in cands:
             vec = self._gram_vecs[c.entry_id]
-            cos = sum(w * vec.get(gram, 0.0) for gram, w in q.items())
+            shared = q.keys() & vec.keys()
+            # fsum: correctly rounded whatever the (hash-dependent) order of the set
+            cos = math.fsum(map(operator.mul, map(q.__getitem__, shared), map(vec.__getitem__, shared)))
             score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
             out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit, c.evidence))
         return out
@@ -494,13 +497,14 @@ class Index:
         # Visit entries by coverage: score = coverage^a * fit^(1-a) with fit <= 1, so once coverage^a
         # is below the k-th best score nothing later can enter the top k (exact, and cheap at scale).
         a = params.coverage_weight
+        term_value = {t: self.idf[t] * s for t, s in term_best.items()}
         out: list[Candidate] = []
         kth = -1.0
         for e, explained_weight in sorted(explained.items(), key=lambda kv: -kv[1]):
             coverage = explained_weight / total
             if len(out) >= keep and round(coverage**a, 4) < kth:
                 break
-            fit = self._fit(e, term_best, term_hits, weights, total)
+            fit = self._fit(e, term_value, term_hits, weights, total)
             if fit <= 0:
                 continue
             score = coverage**a * fit ** (1 - a)
@@ -515,7 +519,7 @@ class Index:
     def _fit(
         self,
         e: str,
-        term_best: dict[str, float],
+        term_value: dict[str, float],
         term_hits: dict[str, list[tuple[int, float]]],
         weights: list[float],
         total: float,
@@ -523,9 +527,9 @@ class Index:
         """How well the entry's best phrasings are covered by the message (0 when none shares a word)."""
         by_term = self._entry_phrase_postings[e]
         got: dict[int, float] = defaultdict(float)
-        for t, s in term_best.items():
-            v = self.idf[t] * s
-            for p in by_term.get(t, ()):
+        for t in sorted(term_value.keys() & by_term.keys()):  # sorted: the same sums in every process
+            v = term_value[t]
+            for p in by_term[t]:
                 got[p] += v
         if not got:
             return 0.0
