@@ -9,7 +9,9 @@ entries):
   contain? This picks the right entry among those that explain the message.
 Words are compared after normalisation and folding, so inflections ("статуса"), Kazakh suffixes
 ("босқындарға"), typos ("беженеца"), Ukrainian ("біженця") and Russian in Latin letters all land
-on the FAQ's words. Every language's questions are indexed together: the entry is language-free,
+on the FAQ's words: a word in Latin letters is read both as written (English) and transliterated
+("poluchit" -> "получит"), and counts as the reading the FAQ knows better, word by word, so one
+message can mix the two. Every language's questions are indexed together: the entry is language-free,
 the answer is chosen later in the user's language.
 
 The index is built once per FAQ version and is immutable; `match` is pure.
@@ -24,6 +26,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -64,18 +67,23 @@ def _rank(c: Candidate) -> tuple[float, str]:
     return (-c.score, c.entry_id)
 
 
+@lru_cache(maxsize=65_536)
+def _word_grams(t: str) -> tuple[str, ...]:
+    w = f" {t} "
+    return tuple(w[i : i + n] for n in (3, 4) for i in range(len(w) - n + 1))
+
+
 def _grams(terms: list[str] | tuple[str, ...]) -> Counter[str]:
-    out: Counter[str] = Counter()
-    for t in terms:
-        w = f" {t} "
-        for n in (3, 4):
-            for i in range(len(w) - n + 1):
-                out[w[i : i + n]] += 1
-    return out
+    """Character 3- and 4-grams of the words, with the word's edges ("беженец" -> " бе", "нец ")."""
+    return Counter(chain.from_iterable(map(_word_grams, terms)))
 
 
 def _skeleton(word: str) -> str:
     return _VOWELS.sub("", word)
+
+
+def _shape(word: str) -> str:
+    return _VOWELS.sub("*", word)
 
 
 # Kazakh is agglutinative: plural, possessive and case endings stack ("куәлігінің" = of his/her
@@ -196,8 +204,10 @@ def similarity(q: str, t: str) -> float:
             s = 0.85
     if abs(lq - lt) <= 2:
         sq = _skeleton(q)
-        if len(sq) >= 3 and sq == _skeleton(t) and cp >= 1:
-            s = max(s, 0.8)  # vowels differ: Ukrainian и/і, Latin spelling, Kazakh vowels folded
+        # vowels differ (Ukrainian и/і, Latin spelling, Kazakh vowels folded) or are left out; words of
+        # one length must have their vowels in the same places ("doing" is not "dengi")
+        if len(sq) >= 3 and sq == _skeleton(t) and cp >= 1 and (lq != lt or _shape(q) == _shape(t)):
+            s = max(s, 0.8)
     return s
 
 
@@ -247,10 +257,9 @@ class Index:
         for entry in faq.entries.values():
             for block in entry.langs.values():
                 for text in (block.title, *block.questions, *block.keywords):
-                    for variant in self._variants(normalize(text)):
-                        terms = tuple(self._terms(variant))
-                        if terms:
-                            phrases[entry.id].add(terms)
+                    terms = tuple(self._terms(normalize(text)))
+                    if terms:
+                        phrases[entry.id].add(terms)
         self.entry_ids = tuple(faq.entries)
         n = len(self.entry_ids)
         df: dict[str, int] = defaultdict(int)
@@ -311,6 +320,7 @@ class Index:
     # -- text to terms
 
     def _variants(self, norm: str) -> list[str]:
+        """The text as written and, if it has Latin letters, transliterated (for whole questions)."""
         out = [norm]
         if has_latin(norm):
             translit = latin_to_cyrillic(norm)
@@ -410,15 +420,11 @@ class Index:
 
     def match(self, text: str, limit: int = 5) -> list[Candidate]:
         """Entries ranked by score (best first); empty when nothing in the message is known."""
-        best: dict[str, Candidate] = {}
-        for variant in self._variants(normalize(text)):
-            terms = self._terms(variant)
-            cands, off_share = self._score(terms, max(_BLEND_TOP, limit))
-            for cand in self._blend(terms, cands, off_share):
-                old = best.get(cand.entry_id)
-                if old is None or cand.score > old.score:
-                    best[cand.entry_id] = cand
-        for variant in self._variants(normalize(text)):
+        norm = normalize(text)
+        words = self._words(norm)
+        cands, off_share = self._score(words, max(_BLEND_TOP, limit))
+        best = {c.entry_id: c for c in self._blend([w[0] for w in words], cands, off_share)}
+        for variant in self._variants(norm):
             exact_id = self._exact.get(" ".join(tokens(variant)))
             if exact_id is not None:
                 old = best.get(exact_id)
@@ -427,6 +433,45 @@ class Index:
                 break
         ranked = sorted(best.values(), key=_rank)
         return ranked[:limit]
+
+    def _words(self, norm: str) -> list[tuple[str, ...]]:
+        """The message's content words, each with its readings: a word in Latin letters may be
+        English or Russian typed in Latin ("status", "poluchit"), so it is also read transliterated,
+        and each word counts as whichever reading the FAQ knows better. The reading the n-gram blend
+        uses comes first. A word that is a stopword in either reading is dropped ("kak", "the")."""
+        out: list[tuple[str, ...]] = []
+        seen: set[str] = set()
+        for t in tokens(norm):
+            if t in seen or t in self._stop or len(t) < 2:
+                continue
+            seen.add(t)
+            if not has_latin(t):
+                out.append((t,))
+                continue
+            readings = [r for r in tokens(latin_to_cyrillic(t)) if r != t]
+            if any(r in self._stop for r in readings):
+                continue
+            readings = [r for r in readings if len(r) >= 2]
+            if readings and self._best_sim(readings[0]) > self._best_sim(t):
+                out.append((readings[0], t))
+            else:
+                out.append((t, *readings[:1]))
+        return out
+
+    def _best_sim(self, t: str) -> float:
+        sims = self.similar_terms(t)
+        return sims[0][1] if sims else 0.0
+
+    def _word_matches(self, word: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+        """FAQ words close to any reading of the word (the best similarity per FAQ word)."""
+        if len(word) == 1:
+            return self.similar_terms(word[0])
+        found: dict[str, float] = {}
+        for r in word:
+            for t, s in self.similar_terms(r):
+                if s > found.get(t, 0.0):
+                    found[t] = s
+        return tuple(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[: 12 * len(word)])
 
     def _blend(self, terms: list[str], cands: list[Candidate], off_share: float = 0.0) -> list[Candidate]:
         """Mix in character n-gram similarity, for the token stage's candidates only (cheap at scale).
@@ -450,22 +495,23 @@ class Index:
         """The message's topic words (no stopwords): empty means it says nothing to match."""
         return self._terms(normalize(text))
 
-    def _score(self, q_terms: list[str], keep: int = 6) -> tuple[list[Candidate], float]:
+    def _score(self, q_words: list[tuple[str, ...]], keep: int = 6) -> tuple[list[Candidate], float]:
         """The `keep` best token-stage candidates, and the share of the message's weight that names
         other services."""
-        if not q_terms:
+        if not q_words:
             return [], 0.0
         params = self.params
         weights: list[float] = []
         matches: list[tuple[tuple[str, float], ...]] = []
         off_weight = 0.0
-        for q in q_terms[:60]:
-            if self._off_topic(q):
+        for word in q_words[:60]:
+            q = word[0]
+            if any(map(self._off_topic, word)):
                 weights.append(params.off_topic_weight * self.max_idf)
                 off_weight += weights[-1]
                 matches.append(())
                 continue
-            sims = self.similar_terms(q)
+            sims = self._word_matches(word)
             if sims:
                 w = max(self.idf[t] for t, s in sims if s >= sims[0][1] - 1e-9)
             elif q.isdigit() or len(q) < 3:
@@ -480,18 +526,20 @@ class Index:
         off_share = off_weight / total
         explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
         term_best: dict[str, float] = {}
-        term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)  # only for whole_weight > 0
+        postings = self._postings
         for i, sims in enumerate(matches):
-            best_here: dict[str, float] = {}
             for t, s in sims:
-                term_hits[t].append((i, s))
                 if s > term_best.get(t, 0.0):
                     term_best[t] = s
-                for e in self._postings.get(t, ()):
-                    if s > best_here.get(e, 0.0):
-                        best_here[e] = s
+            if params.whole_weight > 0:
+                for t, s in sims:
+                    term_hits[t].append((i, s))
             w = weights[i]
             if w > 0:
+                best_here: dict[str, float] = {}
+                for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
+                    best_here.update(dict.fromkeys(postings.get(t, ()), s))
                 for e, s in best_here.items():
                     explained[e] += w * s
         # Visit entries by coverage: score = coverage^a * fit^(1-a) with fit <= 1, so once coverage^a

@@ -53,6 +53,21 @@ def _clean_char(ch: str) -> str:
     return " "  # punctuation, symbols, emoji
 
 
+class _CleanTable(dict[int, str]):
+    """`_clean_char` for str.translate, worked out once per character (translate runs in C); at most
+    _CLEAN_CACHED characters are kept, so text full of rare characters cannot grow it without end."""
+
+    def __missing__(self, code: int) -> str:
+        out = _clean_char(chr(code))
+        if len(self) < _CLEAN_CACHED:
+            self[code] = out
+        return out
+
+
+_CLEAN_CACHED = 16_384
+_CLEAN = _CleanTable()
+
+
 @lru_cache(maxsize=512)  # one message is normalised by safety, the matcher and small talk alike
 def normalize(text: str) -> str:
     """Fold case, width and punctuation away; idempotent; never raises on any str."""
@@ -60,7 +75,7 @@ def normalize(text: str) -> str:
     for _ in range(3):  # casefold can un-normalise a few characters; settle to a fixed point
         folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
         folded = folded.replace("ё", "е")
-        cleaned = "".join(_clean_char(ch) for ch in folded)
+        cleaned = folded.translate(_CLEAN)
         cleaned = " ".join(cleaned.split())
         # combining marks left alone at a word start (after stripping) mean nothing to a reader
         cleaned = re.sub(r"(^|\s)[\u0300-\u036f]+", r"\1", cleaned).strip()
@@ -163,5 +178,5 @@ _TOKEN_RE = re.compile(r"\w+")
 
 def tokens(normalized: str) -> list[str]:
     """Words of a normalised text, folded; digits-only tokens are kept (e.g. '90 дней')."""
-    folded = (fold(t) for t in _TOKEN_RE.findall(normalized) if t != "_")
-    return [t for t in folded if t]  # a lone "ъ"/"ь" folds to nothing and is not a word
+    # folding first: a lone "ъ"/"ь" folds to nothing and is then no word at all
+    return [t for t in _TOKEN_RE.findall(fold(normalized)) if t != "_"]

@@ -19,15 +19,19 @@ class Alarm:
     entry_id: str  # the FAQ entry to show when the matcher has nothing better
 
 
-def _keys(words: list[str]) -> frozenset[str]:
-    """Every stem that hits one of these words: a short stem ("бет" from "бьет") only as the whole word,
-    or it would match half the language; a longer one as any prefix. Phrase checks become set look-ups."""
-    keys: set[str] = set()
-    for w in words:
-        if len(w) <= 3:
-            keys.add(w)
-        keys.update(w[:n] for n in range(4, len(w) + 1))
+@lru_cache(maxsize=8192)
+def _word_keys(w: str) -> frozenset[str]:
+    """Every stem that hits this word: a short stem ("бет" from "бьет") only as the whole word, or it
+    would match half the language; a longer one as any prefix."""
+    keys = {w[:n] for n in range(4, len(w) + 1)}
+    if len(w) <= 3:
+        keys.add(w)
     return frozenset(keys)
+
+
+def _keys(words: list[str]) -> frozenset[str]:
+    """The stems of every word: phrase checks become set look-ups."""
+    return frozenset().union(*map(_word_keys, words))
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +56,12 @@ def detect(text: str) -> Alarm | None:
     keys = _keys(words)
     index = _by_first_stem()
     hit = min(
-        (order for key in keys for order, phrase in index.get(key, ()) if all(stem in keys for stem in phrase)),
+        (
+            order
+            for key in keys & index.keys()  # only the stems that start a phrase
+            for order, phrase in index[key]
+            if all(stem in keys for stem in phrase)
+        ),
         default=None,
     )
     if hit is None:

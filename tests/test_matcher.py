@@ -124,6 +124,7 @@ def test_results_are_ranked_and_limited(knowledge: Knowledge) -> None:
         ("беженец", "беженеца"),  # typo: an extra letter
         ("убежище", "убежишче"),
         ("паспорт", "паспарт"),  # a vowel slip
+        ("статс", "статус"),  # a vowel left out
         ("биженец", "беженец"),  # Ukrainian і folded to и
         ("боскындарга", "боскын"),  # Kazakh suffixes
         ("куалик", "куалигинин"),
@@ -141,6 +142,7 @@ def test_similarity_same_word(a: str, b: str) -> None:
         ("ок", "ко"),
         ("работа", "граница"),
         ("school", "asylum"),
+        ("doing", "dengi"),  # same consonants, but the vowels sit elsewhere: not a vowel slip
     ],
 )
 def test_similarity_different_words(a: str, b: str) -> None:
@@ -228,3 +230,12 @@ def test_a_message_that_is_one_of_an_entrys_questions_gets_that_entry(knowledge:
         top = knowledge.index.match(text)[0]
         assert (top.entry_id, top.score) == ("asylum-apply", 1.0), text
     assert knowledge.index.match("кто может получить статус беженца")[0].entry_id == "refugee-definition"
+
+
+def test_each_latin_word_is_read_as_english_and_as_transliterated_russian(knowledge: Knowledge) -> None:
+    # Russian and English words in Latin letters in one message: each word counts as the reading the
+    # FAQ knows, and a word that is a small word in either reading ("kak", "what") says nothing
+    assert top3(knowledge, "my refugee udostoverenie expired")[0] == "refugee-certificate"
+    assert top3(knowledge, "ya refugee, mogu rabotat?")[0] == "employment"
+    # "what" transliterated ("шхат") must not stand in for a topic word; "doing" is not "dengi" (money)
+    assert top3(knowledge, "what UNHCR is doing in Kazakhstan?")[0] == "about-unhcr"
