@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +97,7 @@ MIGRATIONS: list[str] = [
 ]
 
 _PID_RE = re.compile(r"^[0-9a-f]{32}$")
+LANGUAGE_CACHE_SIZE = 50_000  # users whose language choice is kept in memory (about 10 MB at most)
 _USER_TABLES = ("users", "events", "unanswered", "feedback", "handoffs")
 _AGED_TABLES = ("events", "unanswered", "feedback", "handoffs")
 
@@ -126,6 +128,11 @@ class Storage:
         self._db: aiosqlite.Connection | None = db
         self._lock = asyncio.Lock()
         self.path = path
+        # pid -> chosen language (None: none chosen), the most recently used last. Every message
+        # needs it and only set_language / forget_user change it, so reads come from here; the
+        # database stays the truth (a miss reads it, a failed write leaves the entry as it was).
+        self._languages: OrderedDict[str, str | None] = OrderedDict()
+        self._language_writes = 0  # bumped by every language change: a read that overlapped one is not cached
 
     # ------------------------------------------------------------------ life cycle
 
@@ -183,17 +190,40 @@ class Storage:
 
     async def get_language(self, pid: str) -> str | None:
         """The language the user chose, or None when they never chose one."""
-        rows = await self._read("SELECT language FROM users WHERE pid = ?", (_pid(pid),))
-        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+        pid = _pid(pid)
+        try:
+            lang = self._languages[pid]
+        except KeyError:
+            pass
+        else:
+            self._languages.move_to_end(pid)
+            return lang
+        writes = self._language_writes
+        rows = await self._read("SELECT language FROM users WHERE pid = ?", (pid,))
+        lang = str(rows[0][0]) if rows and rows[0][0] is not None else None
+        if writes == self._language_writes:  # no language changed meanwhile: this is still true
+            self._remember_language(pid, lang)
+        return lang
 
     async def set_language(self, pid: str, lang: str, now: dt.datetime) -> None:
         """Remember the chosen language (creating the user row if needed)."""
         ts = _iso(now)
+        pid = _pid(pid)
+        self._language_writes += 1
+        self._languages.pop(pid, None)  # unknown until the write is done (it may fail)
         await self._write(
             "INSERT INTO users (pid, language, first_seen, last_seen) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (pid) DO UPDATE SET language = excluded.language, last_seen = excluded.last_seen",
-            (_pid(pid), lang, ts, ts),
+            (pid, lang, ts, ts),
         )
+        self._language_writes += 1
+        self._remember_language(pid, lang)
+
+    def _remember_language(self, pid: str, lang: str | None) -> None:
+        self._languages[pid] = lang
+        self._languages.move_to_end(pid)
+        while len(self._languages) > LANGUAGE_CACHE_SIZE:
+            self._languages.popitem(last=False)
 
     async def mark_blocked(self, pid: str, blocked: bool = True) -> None:
         """The user blocked the bot (or deactivated): an opt-out, so nothing is sent to them."""
@@ -322,7 +352,13 @@ class Storage:
     async def forget_user(self, pid: str) -> dict[str, int]:
         """Delete everything about one user, in one transaction; rows deleted per table."""
         pid = _pid(pid)
-        counts = await self._transaction([(f"DELETE FROM {table} WHERE pid = ?", (pid,)) for table in _USER_TABLES])
+        self._language_writes += 1
+        self._languages.pop(pid, None)  # read again from the database, whether the delete works or not
+        try:
+            counts = await self._transaction([(f"DELETE FROM {table} WHERE pid = ?", (pid,)) for table in _USER_TABLES])
+        finally:
+            self._language_writes += 1
+            self._languages.pop(pid, None)  # a read that finished before the delete may have cached it
         await self._truncate_wal()
         return dict(zip(_USER_TABLES, counts, strict=True))
 
