@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,6 +33,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest, RequestData
 
 from bot.config import database_path
 from bot.content import Loaded
@@ -185,6 +189,85 @@ async def _purge(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 SEND_CONNECTIONS = 8
+SEND_POOL_TIMEOUT = 30.0
+
+
+class SendRequest(HTTPXRequest):
+    """PTB's HTTPXRequest for every call but getUpdates, with the same requests and answers for less
+    CPU per message (the bot is CPU-bound under load):
+
+    - A body without files is sent as JSON, not form-urlencoded: the parameters are the same JSON
+      values PTB would urlencode (the Bot API reads both), but urllib quotes the text byte by byte in
+      Python, which for an FAQ answer in Cyrillic cost more than the rest of building the request.
+    - At most `connection_pool_size` requests are inside httpx at a time; the others wait here, in a
+      plain semaphore. httpcore re-scans all its queued requests against all its connections
+      whenever a request comes or goes, which under load made the pool the costliest part of a send.
+      The wait here counts against the pool timeout, as httpx's own wait did.
+    """
+
+    def __init__(self, connection_pool_size: int, pool_timeout: float) -> None:
+        super().__init__(connection_pool_size=connection_pool_size, pool_timeout=pool_timeout)
+        self._slots = asyncio.Semaphore(connection_pool_size)
+        self._pool_timeout = pool_timeout
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = HTTPXRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = HTTPXRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = HTTPXRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = HTTPXRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        wait = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise TimedOut("Pool timeout: all connections were busy; the request was not sent to Telegram") from None
+        try:
+            if request_data is None or request_data.contains_files:
+                return await super().do_request(
+                    url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+                )
+            return await self._send_json(url, method, request_data, read_timeout, write_timeout, connect_timeout)
+        finally:
+            self._slots.release()
+
+    async def _send_json(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData,
+        read_timeout: ODVInput[float],
+        write_timeout: ODVInput[float],
+        connect_timeout: ODVInput[float],
+    ) -> tuple[int, bytes]:
+        """HTTPXRequest.do_request for a body without files, with `content=` JSON instead of `data=`."""
+        client = self._client
+        if client.is_closed:
+            raise RuntimeError("This HTTPXRequest is not initialized!")
+        default = client.timeout
+        timeout = httpx.Timeout(
+            connect=default.connect if isinstance(connect_timeout, DefaultValue) else connect_timeout,
+            read=default.read if isinstance(read_timeout, DefaultValue) else read_timeout,
+            write=default.write if isinstance(write_timeout, DefaultValue) else write_timeout,
+            pool=default.pool,
+        )
+        try:
+            res = await client.request(
+                method=method,
+                url=url,
+                headers={"User-Agent": self.USER_AGENT, "Content-Type": "application/json"},
+                timeout=timeout,
+                content=request_data.json_payload,
+            )
+        except httpx.TimeoutException as err:
+            raise TimedOut from err
+        except httpx.HTTPError as err:
+            raise NetworkError(f"httpx.{err.__class__.__name__}: {err}") from err
+        return res.status_code, res.content
 
 
 def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path | None) -> Application:  # type: ignore[type-arg]
@@ -195,10 +278,9 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
-        # A few connections serve every chat (requests wait their turn, up to pool_timeout): httpcore
+        # A few connections serve every chat (requests wait their turn, up to the pool timeout): httpcore
         # walks its whole pool on each request, so PTB's default of 256 costs CPU under load.
-        .connection_pool_size(SEND_CONNECTIONS)
-        .pool_timeout(30.0)
+        .request(SendRequest(connection_pool_size=SEND_CONNECTIONS, pool_timeout=SEND_POOL_TIMEOUT))
     )
     if env.base_url:
         builder = builder.base_url(env.base_url)
