@@ -24,12 +24,14 @@ import math
 import operator
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from operator import itemgetter
 
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Levenshtein, Prefix
 
 from bot.faq import FAQ
 from bot.lexicon import lexicon
@@ -37,6 +39,10 @@ from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
 
 SYNONYM_DISCOUNT = 0.9  # a synonym is nearly, not quite, the word itself
 _BLEND_TOP = 6  # token-stage candidates that get the character n-gram blend
+# From this many entries the token stage runs on numpy arrays: common words then reach thousands of
+# entries, too many to visit one by one in Python. Smaller FAQs (the shipped one has a few dozen) stay
+# on plain dicts, which are faster there and do not import numpy at start-up.
+LARGE_FAQ = 1_000
 _VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
 
 
@@ -78,10 +84,12 @@ def _grams(terms: list[str] | tuple[str, ...]) -> Counter[str]:
     return Counter(chain.from_iterable(map(_word_grams, terms)))
 
 
+@lru_cache(maxsize=65_536)
 def _skeleton(word: str) -> str:
     return _VOWELS.sub("", word)
 
 
+@lru_cache(maxsize=65_536)
 def _shape(word: str) -> str:
     return _VOWELS.sub("*", word)
 
@@ -183,11 +191,7 @@ def similarity(q: str, t: str) -> float:
     mn, mx = min(lq, lt), max(lq, lt)
     if mn < 3:
         return 0.0
-    cp = 0
-    for a, b in zip(q, t, strict=False):
-        if a != b:
-            break
-        cp += 1
+    cp = Prefix.similarity(q, t)  # length of the common beginning
     s = 0.0
     if mn >= 4 and cp >= 4:
         if cp == mn:  # one word continues the other: endings and agglutinated suffixes
@@ -291,12 +295,14 @@ class Index:
         self._gram_idf = {g: math.log(n / c) for g, c in gram_df.items() if c < n}
         self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
         self._vocab = sorted(self.idf)
-        self._by_first: dict[str, list[str]] = defaultdict(list)
-        self._by_second: dict[str, list[str]] = defaultdict(list)
+        # typo look-up: words by first letter, or by the next two, and by length (an edit-distance
+        # match of 0.75 or more needs lengths within a quarter of each other)
+        self._by_first: dict[tuple[str, int], list[str]] = defaultdict(list)
+        self._by_second: dict[tuple[str, int], list[str]] = defaultdict(list)
         for t in self._vocab:
-            self._by_first[t[0]].append(t)
+            self._by_first[t[0], len(t)].append(t)
             if len(t) >= 3:
-                self._by_second[t[1:3]].append(t)
+                self._by_second[t[1:3], len(t)].append(t)
         self._by_prefix: dict[str, list[str]] = defaultdict(list)
         self._by_skeleton: dict[str, list[str]] = defaultdict(list)
         for t in self._vocab:
@@ -316,6 +322,7 @@ class Index:
                     if sim >= self.params.synonym_similarity and sim > hits.get(t, 0.0):
                         hits[t] = sim
             self._group_terms[head] = tuple(hits.items())
+        self._arrays = _Arrays(self) if n >= LARGE_FAQ else None
 
     # -- text to terms
 
@@ -400,7 +407,10 @@ class Index:
             pool.update(self._by_skeleton.get(_skeleton(q), ()))
             # typos: `similarity` takes an edit-distance match only at 0.75 or more; look among words
             # that share the first letter, or the next two (a slip in the first letter)
-            choices = self._by_first.get(q[0], []) + self._by_second.get(q[1:3], [])
+            choices: list[str] = []
+            for n in range(math.floor(0.75 * len(q)), math.ceil(len(q) / 0.75) + 1):
+                choices += self._by_first.get((q[0], n), ())
+                choices += self._by_second.get((q[1:3], n), ())
             for t, _, _ in process.extract(
                 q, choices, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=None
             ):
@@ -524,10 +534,8 @@ class Index:
         if total <= 0:
             return [], 0.0
         off_share = off_weight / total
-        explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
         term_best: dict[str, float] = {}
         term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)  # only for whole_weight > 0
-        postings = self._postings
         for i, sims in enumerate(matches):
             for t, s in sims:
                 if s > term_best.get(t, 0.0):
@@ -535,34 +543,52 @@ class Index:
             if params.whole_weight > 0:
                 for t, s in sims:
                     term_hits[t].append((i, s))
-            w = weights[i]
+        term_value = {t: self.idf[t] * s for t, s in term_best.items()}
+        if self._arrays is not None:
+            ranked = self._arrays.ranked(self, matches, weights, total, term_value)
+        else:
+            ranked = self._ranked(matches, weights, total)
+        # score = coverage^a * fit^(1-a) with fit <= bound: visiting entries by their bound, once one is
+        # below the k-th best score nothing later can enter the top k (exact, and cheap at scale)
+        a = params.coverage_weight
+        out: list[Candidate] = []
+        kth = -1.0
+        for e, explained_weight, bound in ranked:
+            if len(out) >= keep and round(bound, 4) < kth:
+                break
+            coverage = explained_weight / total
+            fit = self._fit(e, term_value, term_hits, weights, total)
+            if fit <= 0:
+                continue
+            score = round(coverage**a * fit ** (1 - a), 4)
+            if score < kth:
+                continue  # below the k-th best already found: it cannot enter
+            evidence = explained_weight / self.max_idf
+            out.append(Candidate(e, score, round(coverage, 4), round(fit, 4), round(evidence, 3)))
+            if len(out) > keep:
+                out = heapq.nsmallest(keep, out, key=_rank)
+            if len(out) >= keep:
+                kth = min(c.score for c in out)
+        return out, off_share
+
+    def _ranked(
+        self, matches: list[tuple[tuple[str, float], ...]], weights: list[float], total: float
+    ) -> Iterator[tuple[str, float, float]]:
+        """(entry, weight of the message it explains, bound on its score), best bound first: the
+        bound is coverage^a (fit <= 1)."""
+        explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
+        postings = self._postings
+        for sims, w in zip(matches, weights, strict=True):
             if w > 0:
                 best_here: dict[str, float] = {}
                 for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
                     best_here.update(dict.fromkeys(postings.get(t, ()), s))
                 for e, s in best_here.items():
                     explained[e] += w * s
-        # Visit entries by coverage: score = coverage^a * fit^(1-a) with fit <= 1, so once coverage^a
-        # is below the k-th best score nothing later can enter the top k (exact, and cheap at scale).
-        a = params.coverage_weight
-        term_value = {t: self.idf[t] * s for t, s in term_best.items()}
-        out: list[Candidate] = []
-        kth = -1.0
-        for e, explained_weight in sorted(explained.items(), key=lambda kv: -kv[1]):
-            coverage = explained_weight / total
-            if len(out) >= keep and round(coverage**a, 4) < kth:
-                break
-            fit = self._fit(e, term_value, term_hits, weights, total)
-            if fit <= 0:
-                continue
-            score = coverage**a * fit ** (1 - a)
-            evidence = explained_weight / self.max_idf
-            out.append(Candidate(e, round(score, 4), round(coverage, 4), round(fit, 4), round(evidence, 3)))
-            if len(out) > keep:
-                out = heapq.nsmallest(keep, out, key=_rank)
-            if len(out) >= keep:
-                kth = min(c.score for c in out)
-        return out, off_share
+        a = self.params.coverage_weight
+        # (reverse=True keeps the sort stable: equal weights stay in the order they were found)
+        for e, explained_weight in sorted(explained.items(), key=itemgetter(1), reverse=True):
+            yield e, explained_weight, (explained_weight / total) ** a
 
     def _fit(
         self,
@@ -605,3 +631,67 @@ class Index:
                 if s > explained[i]:
                     explained[i] = s
         return sum(w * m for w, m in zip(weights, explained, strict=True)) / total
+
+
+class _Arrays:
+    """The token stage of a large FAQ as numpy arrays: entries and phrasings are numbered, and a
+    word's postings are arrays of those numbers, so one array operation covers every entry a common
+    word reaches. Results are the same as with the dicts: the arrays only rank the entries and bound
+    their scores; the score of every entry that can make the top k is worked out exactly as before."""
+
+    def __init__(self, index: Index) -> None:
+        import numpy as np  # only large FAQs need it
+
+        self.np = np
+        ids = index.entry_ids
+        number = {e: i for i, e in enumerate(ids)}
+        self.n = len(ids)
+        self.postings = {t: np.array([number[e] for e in es], dtype=np.int32) for t, es in index._postings.items()}
+        denoms: list[float] = []
+        starts: list[int] = []
+        phrase_postings: dict[str, list[int]] = defaultdict(list)
+        for e in ids:
+            starts.append(len(denoms))
+            for phrase, denom in index._phrases[e]:
+                for t in phrase:
+                    phrase_postings[t].append(len(denoms))
+                denoms.append(denom if denom > 0 else math.inf)
+        self.phrase_postings = {t: np.array(v, dtype=np.int32) for t, v in phrase_postings.items()}
+        self.denoms = np.array(denoms, dtype=np.float64)
+        self.has_phrases = np.array([index._phrases[e] != () for e in ids], dtype=bool)
+        self.starts = np.minimum(np.array(starts, dtype=np.int64), max(len(denoms) - 1, 0))
+
+    def ranked(
+        self,
+        index: Index,
+        matches: list[tuple[tuple[str, float], ...]],
+        weights: list[float],
+        total: float,
+        term_value: dict[str, float],
+    ) -> Iterator[tuple[str, float, float]]:
+        """As Index._ranked, with a tighter bound: an entry's fit is at most its best phrasing's."""
+        np = self.np
+        explained = np.zeros(self.n)
+        for sims, w in zip(matches, weights, strict=True):
+            if w > 0 and sims:
+                best = np.zeros(self.n)
+                for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
+                    hit = self.postings.get(t)
+                    if hit is not None:
+                        best[hit] = s
+                explained += w * best  # the same sums, in the same order, as the dicts make
+        got = np.zeros(len(self.denoms))
+        for t, v in term_value.items():
+            hit = self.phrase_postings.get(t)
+            if hit is not None:
+                got[hit] += v
+        best_phrase = np.maximum.reduceat(got / self.denoms, self.starts) if len(got) else np.zeros(self.n)
+        best_phrase = np.where(self.has_phrases, best_phrase, 0.0)
+        a = index.params.coverage_weight
+        # the bound is inflated by a hair: the arrays add in another order than the exact fit does
+        bound = (explained / total) ** a * np.minimum(best_phrase * (1 + 1e-9), 1.0) ** (1 - a)
+        live = np.flatnonzero((bound > 0) & (explained > 0))
+        order = live[np.argsort(-bound[live], kind="stable")]
+        ids = index.entry_ids
+        for i in order.tolist():
+            yield ids[i], float(explained[i]), float(bound[i])

@@ -9,11 +9,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import DATA
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot import matcher
 from bot.dialogue import Knowledge
+from bot.evaluation import parse_items
 from bot.matcher import Index, MatcherParams, kazakh_stem, similarity
+from bot.yamlio import read_yaml
 
 
 def top3(knowledge: Knowledge, text: str) -> list[str]:
@@ -239,3 +243,33 @@ def test_each_latin_word_is_read_as_english_and_as_transliterated_russian(knowle
     assert top3(knowledge, "ya refugee, mogu rabotat?")[0] == "employment"
     # "what" transliterated ("шхат") must not stand in for a topic word; "doing" is not "dengi" (money)
     assert top3(knowledge, "what UNHCR is doing in Kazakhstan?")[0] == "about-unhcr"
+
+
+# ---------------------------------------------------------------- large FAQs (numpy arrays)
+
+
+@pytest.fixture(scope="module")
+def array_index(knowledge: Knowledge) -> Index:
+    """The shipped FAQ indexed as a large one would be (the numpy path forced on)."""
+    saved = matcher.LARGE_FAQ
+    matcher.LARGE_FAQ = 1
+    try:
+        index = Index(knowledge.faq)
+    finally:
+        matcher.LARGE_FAQ = saved
+    assert index._arrays is not None and knowledge.index._arrays is None
+    return index
+
+
+def test_the_array_path_ranks_exactly_like_the_dict_path(knowledge: Knowledge, array_index: Index) -> None:
+    items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
+    assert len(items) > 500
+    for item in items:
+        assert array_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
+
+
+@given(junk)
+def test_the_array_path_ranks_arbitrary_text_like_the_dict_path(
+    knowledge: Knowledge, array_index: Index, text: str
+) -> None:
+    assert array_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
