@@ -188,7 +188,7 @@ async def _purge(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("retention purge: %s", counts)
 
 
-SEND_CONNECTIONS = 8
+SEND_CONNECTIONS = 4
 SEND_POOL_TIMEOUT = 30.0
 
 
