@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import random
 import resource
@@ -151,6 +152,7 @@ def bench_synthetic(
 ) -> dict[str, Any]:
     t_gen, faq = _timed(synthetic_faq, base.faq, size)
     t_build, k = _timed(Knowledge.build, base.config, faq)
+    gc.freeze()  # as the bot does after loading content (bot/content.py)
     baseline = Baseline(faq)
     order = list(messages)
     random.Random(size).shuffle(order)
