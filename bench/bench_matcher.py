@@ -5,7 +5,8 @@ Latency is measured two ways on the eval messages (tests/data/eval.yaml + eval_h
   check, content words, Index.match, the decision, the reply text and buttons);
 - match: the bare Index.match.
 Shipped FAQ: every message, SHIPPED_ROUNDS "cold" passes each on a freshly built index (its per-word
-caches empty; the samples are pooled) and one "warm" pass after the first. Synthetic FAQs
+caches hold only the FAQ's own words, which a small index looks up while it is built; every other
+word of the messages is new to it; the samples are pooled) and one "warm" pass after the first. Synthetic FAQs
 (bench/synthetic.py), each in its own process with a time limit: a seeded random sample of the
 messages, as many as fit in a time budget per size (n is printed; with a small n, p99 is the
 maximum); every other message is timed with match, the others with reply (each message once: the

@@ -323,6 +323,9 @@ class Index:
                         hits[t] = sim
             self._group_terms[head] = tuple(hits.items())
         self._arrays = _Arrays(self) if n >= LARGE_FAQ else None
+        if n < LARGE_FAQ:  # a small FAQ looks up its own words now (a tenth of a second), not in a message
+            for t in self._vocab:
+                self.similar_terms(t)
 
     # -- text to terms
 
