@@ -194,12 +194,13 @@ async def _language(svc: Services, pid: str, user: User, text: str) -> str:
 
 
 async def _record(svc: Services, pid: str, reply: Reply, text: str | None) -> None:
-    now = _now()
-    await svc.store(lambda s: s.touch_user(pid, now))
-    await svc.store(lambda s: s.record_event(pid, reply.kind, reply.entry_id, reply.score, reply.lang, now))
+    """The user was here, the reply's event, and the question when the FAQ could not answer it
+    (scrubbed): one transaction."""
+    unanswered = None
     if text is not None and reply.kind in (FALLBACK, SUGGEST):
-        top = [(c.entry_id, c.score) for c in reply.candidates[:3]]
-        await svc.store(lambda s: s.record_unanswered(pid, reply.lang, reply.kind, scrub(text), top, now))
+        unanswered = (scrub(text), [(c.entry_id, c.score) for c in reply.candidates[:3]])
+    now = _now()
+    await svc.store(lambda s: s.record_turn(pid, reply.kind, reply.entry_id, reply.score, reply.lang, now, unanswered))
 
 
 def _addressed(message: Message, chat: Chat, bot_username: str, bot_id: int) -> tuple[bool, str]:

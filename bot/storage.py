@@ -26,7 +26,7 @@ import json
 import re
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -102,6 +102,21 @@ _USER_TABLES = ("users", "events", "unanswered", "feedback", "handoffs")
 _AGED_TABLES = ("events", "unanswered", "feedback", "handoffs")
 
 
+_TOUCH_SQL = (
+    "INSERT INTO users (pid, first_seen, last_seen) VALUES (?, ?, ?) "
+    "ON CONFLICT (pid) DO UPDATE SET last_seen = excluded.last_seen, blocked = 0"
+)
+_EVENT_SQL = "INSERT INTO events (ts, pid, kind, entry_id, score, lang) VALUES (?, ?, ?, ?, ?, ?)"
+_UNANSWERED_SQL = "INSERT INTO unanswered (ts, pid, lang, kind, text, candidates) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _unanswered_row(
+    pid: str, lang: str | None, kind: str, text: str, candidates: Iterable[Sequence[Any]], ts: str
+) -> tuple[Any, ...]:
+    top = [[str(c[0]), round(float(c[1]), 4)] for c in candidates]
+    return (ts, pid, lang, kind, scrub(text), json.dumps(top, ensure_ascii=False))
+
+
 class StorageError(Exception):
     """The database could not be read or written (read-only file, disk full, corrupt, closed)."""
 
@@ -153,7 +168,7 @@ class Storage:
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
             ):
-                await db.execute(pragma)
+                await db.execute_fetchall(pragma)  # run and closed: an open cursor would block COMMIT
             await _migrate(db)
         except BaseException as exc:
             await db.close()
@@ -182,11 +197,7 @@ class Storage:
     async def touch_user(self, pid: str, now: dt.datetime) -> None:
         """Note that the user was here; a message from them also means they are not blocking us."""
         ts = _iso(now)
-        await self._write(
-            "INSERT INTO users (pid, first_seen, last_seen) VALUES (?, ?, ?) "
-            "ON CONFLICT (pid) DO UPDATE SET last_seen = excluded.last_seen, blocked = 0",
-            (_pid(pid), ts, ts),
-        )
+        await self._write(_TOUCH_SQL, (_pid(pid), ts, ts))
 
     async def get_language(self, pid: str) -> str | None:
         """The language the user chose, or None when they never chose one."""
@@ -235,10 +246,7 @@ class Storage:
         self, pid: str, kind: str, entry_id: str | None, score: float | None, lang: str | None, now: dt.datetime
     ) -> None:
         """One reply given: its kind, the FAQ entry and score, never the question itself."""
-        await self._write(
-            "INSERT INTO events (ts, pid, kind, entry_id, score, lang) VALUES (?, ?, ?, ?, ?, ?)",
-            (_iso(now), _pid(pid), kind, entry_id, score, lang),
-        )
+        await self._write(_EVENT_SQL, (_iso(now), _pid(pid), kind, entry_id, score, lang))
 
     async def record_unanswered(
         self,
@@ -250,11 +258,29 @@ class Storage:
         now: dt.datetime,
     ) -> None:
         """A question the FAQ could not answer well, scrubbed (again, in case the caller forgot)."""
-        top = [[str(c[0]), round(float(c[1]), 4)] for c in candidates]
-        await self._write(
-            "INSERT INTO unanswered (ts, pid, lang, kind, text, candidates) VALUES (?, ?, ?, ?, ?, ?)",
-            (_iso(now), _pid(pid), lang, kind, scrub(text), json.dumps(top, ensure_ascii=False)),
-        )
+        await self._write(_UNANSWERED_SQL, _unanswered_row(_pid(pid), lang, kind, text, candidates, _iso(now)))
+
+    async def record_turn(
+        self,
+        pid: str,
+        kind: str,
+        entry_id: str | None,
+        score: float | None,
+        lang: str | None,
+        now: dt.datetime,
+        unanswered: tuple[str, Iterable[Sequence[Any]]] | None = None,
+    ) -> None:
+        """One message answered: touch_user + record_event (+ record_unanswered with (text,
+        candidates) when given), as one transaction: the turn is recorded whole or not at all."""
+        pid, ts = _pid(pid), _iso(now)
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (_TOUCH_SQL, (pid, ts, ts)),
+            (_EVENT_SQL, (ts, pid, kind, entry_id, score, lang)),
+        ]
+        if unanswered is not None:
+            text, candidates = unanswered
+            statements.append((_UNANSWERED_SQL, _unanswered_row(pid, lang, kind, text, candidates, ts)))
+        await self._transaction(statements)
 
     async def record_feedback(self, pid: str, entry_id: str, helpful: bool, now: dt.datetime) -> None:
         """A "helpful / not helpful" press on an answer."""
@@ -421,28 +447,41 @@ class Storage:
                 raise StorageError(f"database write failed: {exc}") from exc
 
     async def _transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Several statements, all or nothing; rows changed by each."""
+        """Several statements, all or nothing, in one trip to the database thread; rows changed by each.
+
+        One trip instead of one per statement plus BEGIN and COMMIT: each trip is a hand-over
+        between threads, and a message's writes cost about half the CPU this way. aiosqlite has no
+        public call for running a function on its thread; `_execute` is what all its own calls use
+        (aiosqlite < 1, pinned in pyproject), and the function uses its sqlite3 connection there.
+        """
         async with self._lock:
             db = self._conn()
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                counts = []
-                for sql, params in statements:
-                    async with db.execute(sql, params) as cursor:
-                        counts.append(cursor.rowcount)
-                await db.execute("COMMIT")
+
+            def run() -> list[int]:
+                conn: sqlite3.Connection = db._conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    counts = [conn.execute(sql, params).rowcount for sql, params in statements]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
                 return counts
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        await db.execute("ROLLBACK")
+
+            on_db_thread: Callable[[Callable[[], list[int]]], Awaitable[list[int]]] = db._execute
+            try:
+                counts = await on_db_thread(run)
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's connection is closed
                 raise StorageError(f"database write failed: {exc}") from exc
+            return counts
 
     async def _truncate_wal(self) -> None:
         """Move the WAL into the main file and empty it, so deleted rows leave no copy behind."""
         async with self._lock:
             try:
-                await self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                await self._conn().execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")  # run and closed
             except sqlite3.Error as exc:
                 raise StorageError(f"database checkpoint failed: {exc}") from exc
 
