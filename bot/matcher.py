@@ -24,11 +24,12 @@ import math
 import operator
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import chain
 from operator import itemgetter
+from typing import Any
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein, Prefix
@@ -547,20 +548,21 @@ class Index:
                 for t, s in sims:
                     term_hits[t].append((i, s))
         term_value = {t: self.idf[t] * s for t, s in term_best.items()}
-        if self._arrays is not None:
+        ranked: Iterator[tuple[str, float, float, Callable[[], float]]]
+        if self._arrays is not None and params.whole_weight == 0:
             ranked = self._arrays.ranked(self, matches, weights, total, term_value)
         else:
-            ranked = self._ranked(matches, weights, total)
+            ranked = self._ranked(matches, weights, total, term_value, term_hits)
         # score = coverage^a * fit^(1-a) with fit <= bound: visiting entries by their bound, once one is
         # below the k-th best score nothing later can enter the top k (exact, and cheap at scale)
         a = params.coverage_weight
         out: list[Candidate] = []
         kth = -1.0
-        for e, explained_weight, bound in ranked:
+        for e, explained_weight, bound, fit_of in ranked:
             if len(out) >= keep and round(bound, 4) < kth:
                 break
             coverage = explained_weight / total
-            fit = self._fit(e, term_value, term_hits, weights, total)
+            fit = fit_of()
             if fit <= 0:
                 continue
             score = round(coverage**a * fit ** (1 - a), 4)
@@ -575,10 +577,15 @@ class Index:
         return out, off_share
 
     def _ranked(
-        self, matches: list[tuple[tuple[str, float], ...]], weights: list[float], total: float
-    ) -> Iterator[tuple[str, float, float]]:
-        """(entry, weight of the message it explains, bound on its score), best bound first: the
-        bound is coverage^a (fit <= 1)."""
+        self,
+        matches: list[tuple[tuple[str, float], ...]],
+        weights: list[float],
+        total: float,
+        term_value: dict[str, float],
+        term_hits: dict[str, list[tuple[int, float]]],
+    ) -> Iterator[tuple[str, float, float, Callable[[], float]]]:
+        """(entry, weight of the message it explains, bound on its score, its fit when asked), best
+        bound first: the bound is coverage^a (fit <= 1)."""
         explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
         postings = self._postings
         for sims, w in zip(matches, weights, strict=True):
@@ -591,7 +598,8 @@ class Index:
         a = self.params.coverage_weight
         # (reverse=True keeps the sort stable: equal weights stay in the order they were found)
         for e, explained_weight in sorted(explained.items(), key=itemgetter(1), reverse=True):
-            yield e, explained_weight, (explained_weight / total) ** a
+            fit_of = partial(self._fit, e, term_value, term_hits, weights, total)
+            yield e, explained_weight, (explained_weight / total) ** a, fit_of
 
     def _fit(
         self,
@@ -662,7 +670,9 @@ class _Arrays:
         self.phrase_postings = {t: np.array(v, dtype=np.int32) for t, v in phrase_postings.items()}
         self.denoms = np.array(denoms, dtype=np.float64)
         self.has_phrases = np.array([index._phrases[e] != () for e in ids], dtype=bool)
+        self.bounds = list(zip(starts, [*starts[1:], len(denoms)], strict=True))  # each entry's phrasings
         self.starts = np.minimum(np.array(starts, dtype=np.int64), max(len(denoms) - 1, 0))
+        self.head = 256  # entries sorted first by their bound; the rest are sorted only when reached
 
     def ranked(
         self,
@@ -671,7 +681,7 @@ class _Arrays:
         weights: list[float],
         total: float,
         term_value: dict[str, float],
-    ) -> Iterator[tuple[str, float, float]]:
+    ) -> Iterator[tuple[str, float, float, Callable[[], float]]]:
         """As Index._ranked, with a tighter bound: an entry's fit is at most its best phrasing's."""
         np = self.np
         explained = np.zeros(self.n)
@@ -684,17 +694,31 @@ class _Arrays:
                         best[hit] = s
                 explained += w * best  # the same sums, in the same order, as the dicts make
         got = np.zeros(len(self.denoms))
-        for t, v in term_value.items():
+        for t in sorted(term_value):  # sorted, as Index._fit adds them: the same sums to the last bit
             hit = self.phrase_postings.get(t)
             if hit is not None:
-                got[hit] += v
-        best_phrase = np.maximum.reduceat(got / self.denoms, self.starts) if len(got) else np.zeros(self.n)
+                got[hit] += term_value[t]
+        fits = got / self.denoms
+        best_phrase = np.maximum.reduceat(fits, self.starts) if len(fits) else np.zeros(self.n)
         best_phrase = np.where(self.has_phrases, best_phrase, 0.0)
         a = index.params.coverage_weight
-        # the bound is inflated by a hair: the arrays add in another order than the exact fit does
-        bound = (explained / total) ** a * np.minimum(best_phrase * (1 + 1e-9), 1.0) ** (1 - a)
-        live = np.flatnonzero((bound > 0) & (explained > 0))
-        order = live[np.argsort(-bound[live], kind="stable")]
+        # (inflated by a hair: 0.8 * t1 + 0.2 * (t1 + t2 + t3) / 3 may round one bit above t1)
+        bound = (explained / total) ** a * (np.minimum(best_phrase, 1.0) * (1 + 1e-9)) ** (1 - a)
+        live = np.flatnonzero(bound > 0)
+        values = -bound[live]
+        # the best few sorted first; the rest only if the loop gets that far (it rarely does)
+        head = min(len(live), self.head)
+        part = np.argpartition(values, head - 1) if 0 < head < len(live) else np.arange(len(live))
         ids = index.entry_ids
-        for i in order.tolist():
-            yield ids[i], float(explained[i]), float(bound[i])
+        for group in (part[:head], part[head:]):
+            for j in group[np.argsort(values[group], kind="stable")].tolist():
+                i = int(live[j])
+                yield ids[i], float(explained[i]), float(bound[i]), partial(self._fit, fits, i)
+
+    def _fit(self, fits: Any, i: int) -> float:
+        """Index._fit from the phrasings' fits worked out for all entries at once (the same numbers)."""
+        start, end = self.bounds[i]
+        top: list[float] = heapq.nlargest(3, fits[start:end].tolist())
+        if not top or top[0] <= 0:
+            return 0.0
+        return 0.8 * top[0] + 0.2 * sum(top) / 3

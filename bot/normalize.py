@@ -153,11 +153,14 @@ _TRANSLIT_MAP = dict(_TRANSLIT)
 _VOWELS_CYR = "аеиоуыэюя"
 
 
+_FINAL_J_RE = re.compile(r"([" + _VOWELS_CYR + r"])[ыж]$")
+
+
+@lru_cache(maxsize=16_384)
 def _translit_word(word: str) -> str:
     out = _TRANSLIT_RE.sub(lambda m: _TRANSLIT_MAP[m.group(0)], word)
     # "y"/"j" after a vowel at a word end is й ("novyj", "moy"), and "yy"/"iy" endings are ый/ий
-    out = re.sub(r"([" + _VOWELS_CYR + r"])[ыж]$", r"\1й", out)
-    return out
+    return _FINAL_J_RE.sub(r"\1й", out)
 
 
 def has_latin(text: str) -> bool:
