@@ -19,6 +19,7 @@ from bot.problems import ContentError, Problems
 from bot.yamlio import LineDict, LineList, YamlProblem, read_yaml
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SECTION_KEYS = ("section", "title", "entries")  # the top of a section file
 PLACEHOLDER_RE = re.compile(r"\{([^{}\s]*)\}")
 TELEGRAM_LIMIT = 4096
 TITLE_MAX = 32
@@ -565,6 +566,10 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
         if not isinstance(data, LineDict):
             p.error(name, 1, "an FAQ file must start with 'section:', 'title:' and 'entries:'")
             continue
+        for key in data:
+            if key not in SECTION_KEYS:  # a misspelt key would otherwise be ignored without a word
+                known = ", ".join(SECTION_KEYS)
+                p.error(name, data.line_of(key), f"unknown field '{key}' at the top of the file (known: {known})")
         section_id = data.get("section")
         if not isinstance(section_id, str) or not ID_RE.match(section_id):
             p.error(name, data.line_of("section"), "'section' must be a kebab-case id, e.g. asylum")

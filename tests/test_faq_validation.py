@@ -8,6 +8,7 @@ a runnable copy in tmp_path: the sample's section file(s), the real faq/ui.yaml 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, DATA, RunCli, copy_content
+from conftest import CONFIG, DATA, ContentCopy, RunCli, copy_content
 
+from bot.content import load_knowledge
+from bot.problems import ContentError
 from bot.yamlio import MAX_FILE_BYTES
 
 BROKEN = DATA / "broken"
@@ -182,3 +185,15 @@ def test_complex_key_is_a_problem_not_a_crash(check: Check) -> None:
     assert "Traceback" not in result.stderr, result.stderr[-400:]
     assert result.returncode == 1
     assert f"{SHOWN}:{line}: " in result.stdout
+
+
+def test_an_unknown_top_level_field_is_reported_at_its_line(content_copy: ContentCopy) -> None:
+    # "entry:" for "entries:" or a stray key would otherwise be dropped without a word
+    path = content_copy.faq / "help.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(1, "note: check the phone numbers")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+    (problem,) = [str(e) for e in caught.value.problems if "unknown field 'note'" in str(e)]
+    assert problem.endswith("help.yaml:2: unknown field 'note' at the top of the file (known: section, title, entries)")
