@@ -70,6 +70,9 @@ class MatcherParams:
     ngram_scale: float = 1.5
 
 
+_TF = [0.0] + [1 + math.log(c) for c in range(1, 64)]  # a gram's weight for its count (1 + log c)
+
+
 def _rank(c: Candidate) -> tuple[float, str]:
     return (-c.score, c.entry_id)
 
@@ -428,7 +431,8 @@ class Index:
     # -- scoring
 
     def _unit(self, grams: Counter[str]) -> dict[str, float]:
-        vec = {g: (1 + math.log(c)) * self._gram_idf[g] for g, c in grams.items() if g in self._gram_idf}
+        idf = self._gram_idf
+        vec = {g: (_TF[c] if c < len(_TF) else 1 + math.log(c)) * idf[g] for g, c in grams.items() if g in idf}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {g: v / norm for g, v in vec.items()}
 
@@ -628,7 +632,8 @@ class Index:
                 for p, g in got.items()
             ]
         # the best phrasing decides; several good phrasings break ties (the entry is *about* it)
-        top = heapq.nlargest(3, fits)
+        fits.sort(reverse=True)
+        top = fits[:3]
         return 0.8 * top[0] + 0.2 * sum(top) / 3
 
     @staticmethod
@@ -718,7 +723,9 @@ class _Arrays:
     def _fit(self, fits: Any, i: int) -> float:
         """Index._fit from the phrasings' fits worked out for all entries at once (the same numbers)."""
         start, end = self.bounds[i]
-        top: list[float] = heapq.nlargest(3, fits[start:end].tolist())
+        values: list[float] = fits[start:end].tolist()
+        values.sort(reverse=True)
+        top = values[:3]
         if not top or top[0] <= 0:
             return 0.0
         return 0.8 * top[0] + 0.2 * sum(top) / 3
