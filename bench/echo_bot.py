@@ -1,8 +1,9 @@
 """A plain python-telegram-bot 22 echo bot: the yardstick for Komek's end-to-end throughput.
 
-Same polling as Komek's `python -m bot run` (bot.app.run_polling: Application.run_polling with
-allowed_updates=ALL_TYPES, drop_pending_updates=False, PTB's defaults otherwise), same Bot API
-server. Reads TELEGRAM_BOT_TOKEN and TELEGRAM_BASE_URL / TELEGRAM_BASE_FILE_URL like Komek.
+PTB's stock Application.run_polling (allowed_updates=ALL_TYPES, drop_pending_updates=False, PTB's
+defaults otherwise: one update at a time, stock HTTPXRequest), the same Bot API server as Komek,
+whose `python -m bot run` polls with its own loop (bot/polling.py) and sends through
+bot.app.SendRequest. Reads TELEGRAM_BOT_TOKEN and TELEGRAM_BASE_URL / TELEGRAM_BASE_FILE_URL like Komek.
 """
 
 from __future__ import annotations
