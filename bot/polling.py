@@ -78,12 +78,16 @@ class Poller:
         except Exception:
             log.exception("update %d could not be processed", update.update_id)
 
-    def _take(self, updates: list[Update]) -> int:
+    def _take(self, updates: list[Update | int]) -> int:
+        """Start the new updates; an unreadable one (its bare id) only moves past it."""
         fresh = 0
         for update in updates:
-            if update.update_id < self.next_new:
+            update_id = update if isinstance(update, int) else update.update_id
+            if update_id < self.next_new:
                 continue  # already taken (in flight or handled, not yet confirmed)
-            self.next_new = update.update_id + 1
+            self.next_new = update_id + 1
+            if isinstance(update, int):
+                continue
             task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
             self.in_flight[update.update_id] = task
             task.add_done_callback(functools.partial(self._done, update.update_id))
@@ -93,14 +97,14 @@ class Poller:
     def _done(self, update_id: int, _task: asyncio.Task[None]) -> None:
         self.in_flight.pop(update_id, None)
 
-    async def _get_updates(self, wait: int) -> list[Update]:
+    async def _get_updates(self, wait: int) -> list[Update | int]:
         """The updates from `offset` on, parsed only where not taken yet.
 
         Every poll returns the whole unconfirmed window again (up to WINDOW updates, most of them
         taken and still running), and turning them into Update objects is most of a poll's cost.
         So this calls what Bot.get_updates calls before it parses (Bot._post, PTB 22), with the
-        same parameters and read timeout, and parses only what is new. Anything that is not
-        plainly an already taken update is parsed, so a malformed one fails the poll as before.
+        same parameters and read timeout, and parses only what is new. An update that cannot be
+        parsed comes back as its bare id, to be skipped.
         """
         bot = self.app.bot
         params = {"offset": self.offset, "limit": WINDOW, "timeout": wait, "allowed_updates": Update.ALL_TYPES}
@@ -112,10 +116,23 @@ class Poller:
                 isinstance(data, dict) and isinstance(data.get("update_id"), int) and data["update_id"] < self.next_new
             )
         ]
-        updates = Update.de_list(new, bot)
-        for update in updates:
-            bot.insert_callback_data(update)
-        return list(updates)
+        updates: list[Update | int] = []
+        for data in new:
+            try:
+                update = Update.de_json(data, bot)
+                bot.insert_callback_data(update)
+            except Exception as exc:
+                update_id = data.get("update_id") if isinstance(data, dict) else None
+                if not isinstance(update_id, int):
+                    raise  # without an id it cannot even be skipped: the poll fails and is retried
+                # One update PTB cannot read would otherwise fail every poll, for ever, and stop
+                # the bot for everyone: it is skipped (confirmed unhandled), with one line in the log
+                # that names no content.
+                log.error("update %d cannot be read (%s) and is skipped", update_id, type(exc).__name__)
+                updates.append(update_id)
+                continue
+            updates.append(update)
+        return updates
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
@@ -139,7 +156,7 @@ class Poller:
                     continue
                 except TimedOut:
                     continue
-                except Exception as exc:  # network trouble, 5xx, a 409 conflict, an unparsable update
+                except Exception as exc:  # network trouble, 5xx, a 409 conflict, an update without an id
                     level = logging.WARNING if isinstance(exc, TelegramError) else logging.ERROR
                     log.log(level, "polling failed (%s); trying again in %.1f s", exc, backoff)
                     await self._pause(stop, backoff)

@@ -725,6 +725,26 @@ async def test_hostile_messages_buttons_and_updates(
     assert errors(caplog) == []
 
 
+async def test_an_update_that_cannot_be_read_is_skipped_not_retried_for_ever(
+    loaded: Loaded, botapi_server: BotApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message without date or chat makes PTB's parser fail. Before, that failed every poll, so one
+    such update stopped the bot for everyone; now it is skipped with one line that names no content."""
+    caplog.set_level(logging.INFO)
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    async with serving(loaded, env, botapi_server) as bot:
+        u = bot.user
+        await u.send_update({"message": {"message_id": 1, "text": "секрет 1234"}})
+        person = SimUser(id=6_600_000_500, first_name="A", language_code="ru")
+        await u.send_message(person.id, "можно ли мне работать", person)
+        await u.wait_for_bot_messages(person.id, 1, timeout=15)
+        await u.wait_for(lambda: _all_confirmed(u), timeout=15, message="every update confirmed")
+    unreadable = [m for m in errors(caplog) if "cannot be read" in m]
+    assert len(unreadable) == 1 and unreadable[0].endswith("cannot be read (KeyError) and is skipped")
+    assert errors(caplog) == unreadable
+    assert "секрет" not in caplog.text
+
+
 async def _answered_callbacks(u: BotApiClient, count: int) -> bool:
     return len(await u.callback_answers()) >= count
 
