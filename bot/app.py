@@ -109,7 +109,9 @@ class Env:
     webhook_secret: str | None
 
 
-def read_env(environ: Mapping[str, str], default_db: str, need_webhook_secret: bool = False) -> Env:
+def read_env(
+    environ: Mapping[str, str], configured_db: str, config_dir: Path, need_webhook_secret: bool = False
+) -> Env:
     token = environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     token_file = environ.get("TELEGRAM_BOT_TOKEN_FILE", "").strip()
     if not token and token_file:
@@ -130,7 +132,7 @@ def read_env(environ: Mapping[str, str], default_db: str, need_webhook_secret: b
     return Env(
         token=token,
         secret=secret.encode(),
-        db_path=database_path(environ, default_db),
+        db_path=database_path(environ, configured_db, config_dir),
         base_url=base_url,
         base_file_url=base_file_url,
         webhook_secret=webhook_secret,
@@ -310,10 +312,6 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & NON_TEXT, on_non_text))
     app.add_error_handler(on_error)
     return app
-
-
-def env_default_db(loaded: Loaded) -> str:
-    return loaded.knowledge.config.storage.database
 
 
 def run_polling(app: Application) -> None:  # type: ignore[type-arg]

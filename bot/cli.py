@@ -271,7 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     k = loaded.knowledge
-    db = args.db or database_path(os.environ, k.config.storage.database)  # the bot's own database
+    db = args.db or database_path(os.environ, k.config.storage.database, args.config.parent)  # the bot's own
     tz = ZoneInfo(k.config.contacts.office.hours.timezone)
     now = dt.datetime.now(dt.UTC)
     first, last, since = rp.period(now, args.days, tz)
@@ -332,7 +332,9 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     if loaded is None:
         return 1
     try:
-        env = read_env(os.environ, loaded.knowledge.config.storage.database, need_webhook_secret=webhook)
+        env = read_env(
+            os.environ, loaded.knowledge.config.storage.database, args.config.parent, need_webhook_secret=webhook
+        )
     except EnvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -366,7 +366,9 @@ def load_config(path: Path, problems: Problems | None = None) -> Config:
     return config
 
 
-def database_path(environ: Mapping[str, str], configured: str) -> Path:
-    """The SQLite file: KOMEK_DB when set, else config.yaml's storage.database (the bot and the
-    staff report must agree on it)."""
-    return Path(environ.get("KOMEK_DB", "").strip() or configured)
+def database_path(environ: Mapping[str, str], configured: str, config_dir: Path) -> Path:
+    """The SQLite file: KOMEK_DB when set (as given), else config.yaml's storage.database, relative
+    to config.yaml's folder as faq_dir is, so the bot started from another folder (a service
+    manager's) still finds its data. The bot and the staff report must agree on it."""
+    from_env = environ.get("KOMEK_DB", "").strip()
+    return Path(from_env) if from_env else config_dir / configured

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import CONFIG, ContentCopy, RunCli
 
-from bot.config import Config, load_config
+from bot.config import Config, database_path, load_config
 from bot.problems import ContentError, Problem, Problems
 
 
@@ -148,3 +148,12 @@ def test_filled_hotline_gives_no_warning_and_fills_the_placeholder(content_copy:
     result = cli("check", "--config", "config.yaml", cwd=content_copy.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "contacts.hotline is empty" not in result.stdout
+
+
+def test_the_database_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    # as faq_dir is: a service manager that starts the bot in another folder finds the same data
+    etc = tmp_path / "etc" / "komek"
+    assert database_path({}, "komek.sqlite3", etc) == etc / "komek.sqlite3"
+    assert database_path({}, "/var/lib/komek/komek.sqlite3", etc) == Path("/var/lib/komek/komek.sqlite3")
+    assert database_path({"KOMEK_DB": " data/x.sqlite3 "}, "komek.sqlite3", etc) == Path("data/x.sqlite3")
+    assert database_path({"KOMEK_DB": ""}, "komek.sqlite3", etc) == etc / "komek.sqlite3"
