@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     config = ROOT / "config.yaml"
     loaded = load_knowledge(config, None, dt.date.today())
-    env = read_env(os.environ, loaded.knowledge.config.storage.database)
+    env = read_env(os.environ, loaded.knowledge.config.storage.database, config.parent)
     setup_logging([env.token, env.secret.decode()])
     app = build_application(loaded, env, config, None)
     app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
