@@ -276,9 +276,10 @@ def run() -> dict[str, Any]:
         f"  throughput Komek / echo (median of the rounds' ratios): {ratio:.2f} (python -m bot run,"
         f" rounds {results['ratio_rounds']}); {ratio_ptb:.2f} (Komek on PTB's run_polling)"
     )
+    # The goal is Komek as it runs (python -m bot run). Komek's handlers on PTB's stock loop are a
+    # diagnostic (which share of the cost is the loop's), printed above, not a way Komek is deployed.
     results["goals"] = [
         goal("end to end, Komek (python -m bot run) / echo bot throughput", ratio, GOAL_RATIO, "x", True),
-        goal("end to end, Komek on PTB run_polling / echo bot throughput", ratio_ptb, GOAL_RATIO, "x", True),
     ]
     for g in results["goals"]:
         say(f"  {verdict(g)}")

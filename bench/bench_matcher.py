@@ -50,7 +50,7 @@ BUDGET = {500: 12.0, 2000: 15.0, 10_000: 12.0}
 MIN_MESSAGES = 10  # 5 for match, 5 for reply
 BASELINE_SHARE = 0.4  # of a synthetic size's query budget, for the naive baseline (after the matcher)
 BASELINE_MIN = 4  # messages the baseline is timed on, whatever the budget
-SHIPPED_ROUNDS = 2  # cold passes over every message with the shipped FAQ (each on a fresh index)
+SHIPPED_ROUNDS = 3  # cold passes over every message with the shipped FAQ (each on a fresh index)
 # each synthetic size runs in its own process (clean peak RSS), killed after this many seconds
 LIMIT = {500: 90.0, 2000: 150.0, 10_000: 240.0}
 GOAL_SHIPPED_P99_MS = 2.0
@@ -103,6 +103,7 @@ def bench_shipped(base: Knowledge, messages: list[tuple[str, str | None]]) -> di
     def fresh() -> Knowledge:
         t, k = _timed(Knowledge.build, base.config, base.faq)
         builds.append(t)
+        gc.freeze()  # as the bot does after loading content (bot/content.py)
         return k
 
     warm_up = fresh()
@@ -130,8 +131,14 @@ def bench_shipped(base: Knowledge, messages: list[tuple[str, str | None]]) -> di
         if expect is not None:
             base_top1 += got == expect
     in_scope = sum(1 for _, e in messages if e is not None)
+    n = len(messages)
+    # each message's fastest cold pass: what is left when other work on the machine is filtered out
+    # (for context; the goal is judged on all cold samples)
+    fastest = {path: [min(passes[f"{path}_cold"][i::n]) for i in range(n)] for path in ("reply", "match")}
     return {
         "faq": describe(base.faq),
+        "reply_cold_fastest": summary_ms(fastest["reply"]),
+        "match_cold_fastest": summary_ms(fastest["match"]),
         "index_build_s": {"median": round(median(builds), 4), "runs": [round(b, 4) for b in builds]},
         "cold_rounds": SHIPPED_ROUNDS,
         "reply_cold": summary_ms(passes["reply_cold"]),
@@ -231,6 +238,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         f" baseline: {r['baseline_choices']} questions, prepared in {r['baseline_build_s'] * 1000:.0f} ms"
     )
     for name in ("reply_cold", "reply_warm", "match_cold", "match_warm", "baseline"):
+        say(_line(name, r[name]))
+    say(f"    (each message's fastest of the {SHIPPED_ROUNDS} cold passes, for context:)")
+    for name in ("reply_cold_fastest", "match_cold_fastest"):
         say(_line(name, r[name]))
     say(f"    top-1 {r['top1']:.3f} (naive baseline {r['baseline_top1']:.3f}) on {r['in_scope']} in-scope messages")
     sizes = (500,) if quick else SIZES
