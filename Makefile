@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check bot
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy bot
+	MYPYPATH=tests:bench $(VENV)/bin/mypy bot bench
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(VENV)/bin/pytest -q

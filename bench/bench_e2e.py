@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,7 @@ class Replies:
                 self.since = max(self.since, req["seq"])
                 p = req.get("params") or {}
                 try:
-                    chat = int(p.get("chat_id"))
+                    chat = int(str(p.get("chat_id")))
                 except (TypeError, ValueError):
                     continue
                 if not self.complete(p):
@@ -200,7 +201,7 @@ async def _drive(server: BotApiServer, bots: list[RunningBot], texts: list[str])
     moment of the shared machine hits all bots alike). New user ids every round (flood guard)."""
     for bot in bots:
         async with server.client(bot.token) as user:
-            await user.wait_for(lambda u=user: _polling(u), timeout=60, message=f"{bot.kind} to start polling")
+            await user.wait_for(partial(_polling, user), timeout=60, message=f"{bot.kind} to start polling")
     for bot in bots:
         await _round(server, bot, texts, 6_000_000, 1)  # warm-up: one message per user
     rounds: dict[str, list[dict[str, Any]]] = {bot.kind: [] for bot in bots}

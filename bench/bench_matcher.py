@@ -39,7 +39,7 @@ from rapidfuzz import fuzz, process, utils
 from synthetic import describe, synthetic_faq
 
 from bot.content import load_knowledge
-from bot.dialogue import ANSWER_KINDS, Knowledge, reply_to_text
+from bot.dialogue import ANSWER_KINDS, Knowledge, Reply, reply_to_text
 from bot.faq import FAQ
 from bot.i18n import choose_language
 
@@ -80,7 +80,7 @@ class Baseline:
         return self.owner[hit[2]] if hit else None
 
 
-def _shown_first(reply: Any) -> str | None:
+def _shown_first(reply: Reply) -> str | None:
     if reply.kind in ANSWER_KINDS:
         return reply.entry_id
     return reply.suggestions[0] if reply.suggestions else None
@@ -102,6 +102,7 @@ def bench_shipped(base: Knowledge, messages: list[tuple[str, str | None]]) -> di
 
     def fresh() -> Knowledge:
         t, k = _timed(Knowledge.build, base.config, base.faq)
+        assert isinstance(k, Knowledge)
         builds.append(t)
         gc.freeze()  # as the bot does after loading content (bot/content.py)
         return k

@@ -57,7 +57,7 @@ def run() -> dict[str, Any]:
         t, mb, first = _one()
         times.append(t)
         rss.append(mb)
-    r = {
+    r: dict[str, Any] = {
         "command": f'python -m bot ask "{QUESTION}"',
         "first_line": first,
         "runs": RUNS,
