@@ -2,7 +2,12 @@
 
 Secrets come only from the environment: TELEGRAM_BOT_TOKEN (or TELEGRAM_BOT_TOKEN_FILE) and
 KOMEK_SECRET (the key for pseudonyms). TELEGRAM_BASE_URL / TELEGRAM_BASE_FILE_URL point the bot at a
-self-hosted Bot API server or a test server; KOMEK_DB overrides the database path.
+self-hosted Bot API server or a test server; KOMEK_DB overrides the database path;
+KOMEK_WEBHOOK_SECRET is the secret token Telegram sends with every webhook request.
+
+The bot runs by long polling (run_polling, bot/polling.py) or behind a webhook (run_webhook,
+bot/webhook.py). Both confirm an update to Telegram only after it has been handled, so a crash
+loses no question (at-least-once); PTB's own run_polling/run_webhook are not used for that reason.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from bot.handlers import Services, on_button, on_command, on_error, on_non_text,
 from bot.polling import serve_polling
 from bot.staff import RELOAD_SECONDS, on_admin, on_operator_message, on_subscription, reload_job
 from bot.storage import Storage, StorageError
+from bot.webhook import serve_webhook
 
 log = logging.getLogger("komek")
 
@@ -319,16 +325,20 @@ def run_polling(app: Application) -> None:  # type: ignore[type-arg]
     asyncio.run(serve_polling(app))
 
 
-def run_webhook(app: Application, env: Env) -> None:  # type: ignore[type-arg]
+def run_webhook(app: Application, env: Env, url: str | None = None) -> None:  # type: ignore[type-arg]
+    """A webhook that answers Telegram only after an update was handled (see bot/webhook.py).
+    `url` (the public address Telegram posts to) defaults to telegram.webhook.public_url."""
     svc: Services = app.bot_data["services"]
     hook = svc.knowledge.config.telegram.webhook
-    app.run_webhook(
-        listen=hook.listen,
-        port=hook.port,
-        url_path=hook.path.lstrip("/"),
-        webhook_url=hook.public_url or None,
-        secret_token=env.webhook_secret,
-        allowed_updates=Update.ALL_TYPES,
+    if not env.webhook_secret:
+        raise EnvError("KOMEK_WEBHOOK_SECRET must be set for webhook mode (letters, digits, _ and -)")
+    public_url = url or hook.public_url
+    if not public_url:
+        raise EnvError("telegram.webhook.public_url in config.yaml (or --url) must be set for webhook mode")
+    asyncio.run(
+        serve_webhook(
+            app, listen=hook.listen, port=hook.port, path=hook.path, url=public_url, secret=env.webhook_secret
+        )
     )
 
 

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p = sub.add_parser("webhook", help="run the Telegram bot behind a webhook (settings in config.yaml)")
     _common(p)
+    p.add_argument(
+        "--url", default=None, help="the public address Telegram posts to (default: telegram.webhook.public_url)"
+    )
     return parser
 
 
@@ -338,12 +341,16 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     except EnvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    url = (getattr(args, "url", None) or loaded.knowledge.config.telegram.webhook.public_url) if webhook else None
+    if webhook and not url:
+        print("error: set telegram.webhook.public_url in config.yaml (or give --url) for webhook mode", file=sys.stderr)
+        return 2
     setup_logging([env.token, env.secret.decode(), env.webhook_secret or ""])
     for warning in loaded.warnings:
         logging.getLogger("komek").warning("%s", warning)
     app = build_application(loaded, env, args.config, args.faq)
     if webhook:
-        run_webhook(app, env)
+        run_webhook(app, env, url)
     else:
         run_polling(app)
     return 0

@@ -11,6 +11,9 @@ slows down (429) or that times out delays only that person, not everyone behind 
 of unconfirmed updates is at most WINDOW long (taken but not confirmed: running, or done behind
 one that still runs); it bounds both the work in flight and how many updates a crash can repeat.
 A send stuck at the head of a full window holds up newer updates until it ends.
+
+ChatOrder (the per-chat ordering) and read_update (parsing, skipping what PTB cannot read) are
+shared with the webhook server (bot/webhook.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.error import InvalidToken, RetryAfter, TelegramError, TimedOut
-from telegram.ext import Application
+from telegram.ext import Application, ExtBot
 
 log = logging.getLogger("komek")
 WINDOW = 32
@@ -40,24 +43,15 @@ def _chat_key(update: Update) -> int | None:
     return None
 
 
-class Poller:
-    """`await Poller(app).run(stop)` polls until `stop` is set, then finishes what it took."""
+class ChatOrder:
+    """`await ChatOrder(app).handle(update)` runs the update through app.process_update: updates of
+    one chat one after another, in the order they reach `handle`; different chats concurrently."""
 
-    def __init__(self, app: AnyApp, *, timeout: int = 10, idle_wait: float = 0.5, drain_seconds: float = 10.0):
+    def __init__(self, app: AnyApp):
         self.app = app
-        self.timeout = timeout
-        self.idle_wait = idle_wait
-        self.drain_seconds = drain_seconds
-        self.next_new = 0  # the smallest update_id not taken yet
-        self.in_flight: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
 
-    @property
-    def offset(self) -> int:
-        """Everything below this is handled and may be confirmed."""
-        return min(self.in_flight) if self.in_flight else self.next_new
-
-    async def _handle(self, update: Update) -> None:
+    async def handle(self, update: Update) -> None:
         key = _chat_key(update)
         if key is None:
             await self._process(update)
@@ -78,6 +72,41 @@ class Poller:
         except Exception:
             log.exception("update %d could not be processed", update.update_id)
 
+
+def read_update(data: Any, bot: ExtBot[Any]) -> Update | int:
+    """One update as Telegram sent it (decoded JSON) -> an Update, or its bare id if PTB cannot read
+    it: such an update is to be skipped (confirmed unhandled), with one line in the log that names
+    no content, since retrying it would fail the same way for ever. Without an id it cannot even be
+    skipped: the parser's error is raised."""
+    try:
+        update = Update.de_json(data, bot)
+        bot.insert_callback_data(update)
+    except Exception as exc:
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not isinstance(update_id, int):
+            raise
+        log.error("update %d cannot be read (%s) and is skipped", update_id, type(exc).__name__)
+        return update_id
+    return update
+
+
+class Poller:
+    """`await Poller(app).run(stop)` polls until `stop` is set, then finishes what it took."""
+
+    def __init__(self, app: AnyApp, *, timeout: int = 10, idle_wait: float = 0.5, drain_seconds: float = 10.0):
+        self.app = app
+        self.timeout = timeout
+        self.idle_wait = idle_wait
+        self.drain_seconds = drain_seconds
+        self.next_new = 0  # the smallest update_id not taken yet
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.chats = ChatOrder(app)
+
+    @property
+    def offset(self) -> int:
+        """Everything below this is handled and may be confirmed."""
+        return min(self.in_flight) if self.in_flight else self.next_new
+
     def _take(self, updates: list[Update | int]) -> int:
         """Start the new updates; an unreadable one (its bare id) only moves past it."""
         fresh = 0
@@ -88,7 +117,7 @@ class Poller:
             self.next_new = update_id + 1
             if isinstance(update, int):
                 continue
-            task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
+            task = asyncio.create_task(self.chats.handle(update), name=f"update-{update.update_id}")
             self.in_flight[update.update_id] = task
             task.add_done_callback(functools.partial(self._done, update.update_id))
             fresh += 1
@@ -118,20 +147,10 @@ class Poller:
         ]
         updates: list[Update | int] = []
         for data in new:
-            try:
-                update = Update.de_json(data, bot)
-                bot.insert_callback_data(update)
-            except Exception as exc:
-                update_id = data.get("update_id") if isinstance(data, dict) else None
-                if not isinstance(update_id, int):
-                    raise  # without an id it cannot even be skipped: the poll fails and is retried
-                # One update PTB cannot read would otherwise fail every poll, for ever, and stop
-                # the bot for everyone: it is skipped (confirmed unhandled), with one line in the log
-                # that names no content.
-                log.error("update %d cannot be read (%s) and is skipped", update_id, type(exc).__name__)
-                updates.append(update_id)
-                continue
-            updates.append(update)
+            # An update PTB cannot read would otherwise fail every poll, for ever, and stop the bot
+            # for everyone: read_update turns it into its bare id, skipped. Without an id the poll
+            # fails and is retried.
+            updates.append(read_update(data, bot))
         return updates
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@ over HTTP on 127.0.0.1, simulated users talk to it, and the SQLite file is check
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
@@ -20,6 +21,7 @@ from botapi_client import BotApiClient, BotApiServer, SimUser, buttons, find_but
 
 from bot.app import Env, build_application
 from bot.content import Loaded, load_knowledge
+from bot.webhook import SECRET_HEADER, serve_webhook
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,30 +219,46 @@ def _free_port() -> int:
 async def test_webhook_refuses_requests_without_the_secret(
     loaded: Loaded, botapi_server: BotApiServer, tmp_path: Path
 ) -> None:
+    """The server of `python -m bot webhook` (bot/webhook.py): 403 without the secret token or with
+    a wrong one, and the update is not handled; with it, 200 once the update has been handled."""
     env = new_env(botapi_server, tmp_path / "komek.sqlite3")
     app = build_application(loaded, env, ROOT / "config.yaml", None)
     port = _free_port()
-    async with app:
-        await app.start()
-        await app.updater.start_webhook(  # the same secret check as `python -m bot webhook`
-            listen="127.0.0.1",
-            port=port,
-            url_path="telegram",
-            webhook_url=f"http://127.0.0.1:{port}/telegram",
-            secret_token="s3cret-Token_1",
-        )
-        try:
-            update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}
-            async with httpx.AsyncClient() as http:
-                url = f"http://127.0.0.1:{port}/telegram"
+    url = f"http://127.0.0.1:{port}/telegram"
+    stop = asyncio.Event()
+    server = asyncio.create_task(
+        serve_webhook(app, listen="127.0.0.1", port=port, path="/telegram", url=url, secret="s3cret-Token_1", stop=stop)
+    )
+    try:
+        async with botapi_server.client(env.token) as user:
+            await user.wait_for(lambda: _webhook_set(user, server), timeout=20, message="the webhook to be set")
+            update = {
+                "update_id": 1,
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": {"id": 1, "type": "private"},
+                    "from": {"id": 1, "is_bot": False, "first_name": "A"},
+                    "text": "/start",
+                },
+            }
+            async with httpx.AsyncClient(timeout=30) as http:
                 assert (await http.post(url, json=update)).status_code == 403
-                wrong = {"X-Telegram-Bot-Api-Secret-Token": "nope"}
+                wrong = {SECRET_HEADER: "nope"}
                 assert (await http.post(url, json=update, headers=wrong)).status_code == 403
-                right = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
+                assert await user.bot_messages(1) == []  # refused requests are not handled
+                right = {SECRET_HEADER: "s3cret-Token_1"}
                 assert (await http.post(url, json=update, headers=right)).status_code == 200
-        finally:
-            await app.updater.stop()
-            await app.stop()
+                assert await user.bot_messages(1) != []  # handled before the 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, timeout=30)
+
+
+async def _webhook_set(user: BotApiClient, server: Any) -> bool:
+    if server.done():
+        server.result()  # start-up failed: raise its error here
+    return bool((await user.calls()).get("setWebhook"))
 
 
 async def test_edits_voice_flood_faults_blocking_and_no_token_in_logs(
