@@ -90,6 +90,8 @@ async def webhook_serving(
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram"
     stop = asyncio.Event()
+    async with server.client(env.token) as user:
+        calls = await set_webhook_calls(user)  # the same bot may have set its webhook before
     task = asyncio.create_task(
         serve_webhook(
             app,
@@ -108,7 +110,7 @@ async def webhook_serving(
             async def ready() -> bool:
                 if task.done():
                     task.result()  # start-up failed: raise its error here
-                return await set_webhook_calls(user) > 0
+                return await set_webhook_calls(user) > calls
 
             await user.wait_for(ready, timeout=20, message="the bot to set its webhook")
             yield Bot(app, user, env), url
@@ -394,3 +396,25 @@ def test_kill_9_during_load_loses_nothing_in_webhook_mode(
 
 async def _at_least(user: BotApiClient, count: int) -> bool:
     return await sends(user) >= count
+
+
+async def test_shutdown_answers_503_for_an_unfinished_update_and_the_next_start_handles_it(
+    loaded: Loaded, knowledge: Knowledge, botapi_server: BotApiServer, tmp_path: Path
+) -> None:
+    """A clean stop (SIGTERM) while a send waits out a long 429: that update is answered 503, so
+    Telegram keeps it, and the next start answers it when it comes again."""
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    stuck = SimUser(id=7_600_000_001, first_name="T", language_code="ru")
+    question = "можно ли мне работать"
+    update = message_update(900_200_001, stuck, question)
+    right = {SECRET_HEADER: HOOK_SECRET}
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with webhook_serving(loaded, env, botapi_server, drain_seconds=0.5) as (bot, url):
+            await bot.user.set_fault("sendMessage", "429", count=1, chat_id=stuck.id, retry_after=20)
+            request = asyncio.create_task(http.post(url, json=update, headers=right))
+            await bot.user.wait_for(lambda: _got_status(bot.user, 429), message="the 429")
+        assert (await request).status_code == 503
+        async with webhook_serving(loaded, env, botapi_server) as (bot, url):
+            assert await answers(bot.user, stuck.id) == []
+            assert (await http.post(url, json=update, headers=right)).status_code == 200
+            assert await answers(bot.user, stuck.id) == split_message(reply_to_text(knowledge, question, "ru").text)
