@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import Update
@@ -214,10 +215,11 @@ class Poller:
                 await self.app.bot.get_updates(offset=offset, timeout=0, allowed_updates=Update.ALL_TYPES)
 
 
-async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None, drain_seconds: float = 10.0) -> None:
-    """The whole life of a polling bot: initialize, post_init, start, poll until SIGINT/SIGTERM (or
-    `stop`), then stop, shutdown and post_shutdown, as PTB's run_polling does."""
-    stop = stop or asyncio.Event()
+@contextlib.asynccontextmanager
+async def started(app: AnyApp, stop: asyncio.Event) -> AsyncIterator[None]:
+    """PTB's life of an Application around the caller's serving: initialize, SIGINT/SIGTERM set
+    `stop`, post_init, start; on the way out stop, shutdown and post_shutdown, as PTB's run_polling
+    and run_webhook do. Shared by serve_polling and bot.webhook.serve_webhook."""
     loop = asyncio.get_running_loop()
     await app.initialize()
     signals = []
@@ -228,10 +230,9 @@ async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None, drain_se
                 signals.append(sig)
         if app.post_init is not None:
             await app.post_init(app)
-        await app.bot.delete_webhook(drop_pending_updates=False)
         await app.start()
         try:
-            await Poller(app, drain_seconds=drain_seconds).run(stop)
+            yield
         finally:
             await app.stop()
     finally:
@@ -240,3 +241,12 @@ async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None, drain_se
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
+
+
+async def serve_polling(app: AnyApp, stop: asyncio.Event | None = None, drain_seconds: float = 10.0) -> None:
+    """The whole life of a polling bot: initialize, post_init, start, poll until SIGINT/SIGTERM (or
+    `stop`), then stop, shutdown and post_shutdown, as PTB's run_polling does."""
+    stop = stop or asyncio.Event()
+    async with started(app, stop):
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await Poller(app, drain_seconds=drain_seconds).run(stop)

@@ -36,7 +36,6 @@ import hmac
 import json
 import logging
 import re
-import signal
 from typing import Any
 
 import tornado.httpserver
@@ -44,7 +43,7 @@ import tornado.web
 from telegram import Update
 from tornado.iostream import StreamClosedError
 
-from bot.polling import WINDOW, AnyApp, ChatOrder, read_update
+from bot.polling import WINDOW, AnyApp, ChatOrder, read_update, started
 
 log = logging.getLogger("komek")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -195,41 +194,22 @@ async def serve_webhook(
     SIGINT/SIGTERM (or `stop`), then stop listening, drain, stop, shutdown and post_shutdown, as
     PTB's run_webhook does (and serve_polling in bot/polling.py)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     server = WebhookServer(app, secret, drain_seconds=drain_seconds)
     path = "/" + path.lstrip("/")
-    await app.initialize()
-    signals = []
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-                signals.append(sig)
-        if app.post_init is not None:
-            await app.post_init(app)
-        await app.start()
+    async with started(app, stop):
+        http = tornado.httpserver.HTTPServer(server.tornado_app(path), max_body_size=MAX_BODY)
+        http.listen(port, address=listen)
         try:
-            http = tornado.httpserver.HTTPServer(server.tornado_app(path), max_body_size=MAX_BODY)
-            http.listen(port, address=listen)
-            try:
-                await app.bot.set_webhook(
-                    url=url,
-                    secret_token=secret,
-                    allowed_updates=Update.ALL_TYPES,
-                    drop_pending_updates=False,
-                    max_connections=MAX_CONNECTIONS,
-                )
-                log.info("webhook: listening on %s:%d%s", listen, port, path)
-                await stop.wait()
-            finally:
-                http.stop()  # no new connections
-                await server.drain()
-                await http.close_all_connections()
+            await app.bot.set_webhook(
+                url=url,
+                secret_token=secret,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+                max_connections=MAX_CONNECTIONS,
+            )
+            log.info("webhook: listening on %s:%d%s", listen, port, path)
+            await stop.wait()
         finally:
-            await app.stop()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-        await app.shutdown()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
+            http.stop()  # no new connections
+            await server.drain()
+            await http.close_all_connections()
