@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,10 +170,19 @@ async def sends(user: BotApiClient) -> int:
 
 
 class BotProcess:
-    """`python -m bot run` against the emulator, stderr to a file; always ended by `close()`."""
+    """`python -m bot run` (or another `command`, e.g. webhook) against the emulator, stderr to a
+    file; always ended by `close()`."""
 
     def __init__(
-        self, server: BotApiServer, token: str, db: Path, log: Path, content: ContentCopy, level: str = "INFO"
+        self,
+        server: BotApiServer,
+        token: str,
+        db: Path,
+        log: Path,
+        content: ContentCopy,
+        level: str = "INFO",
+        command: Sequence[str] = ("run",),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
         env.update(
@@ -186,10 +195,12 @@ class BotProcess:
             PYTHONUNBUFFERED="1",
             KOMEK_LOG_LEVEL=level,
         )
+        env.update(extra_env or {})
         self.log_path = log
+        args = [*command, "--config", str(content.config), "--faq", str(content.faq)]
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run", "--config", str(content.config), "--faq", str(content.faq)],
+                [sys.executable, "-m", "bot", *args],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

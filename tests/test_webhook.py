@@ -13,12 +13,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +27,7 @@ from botapi_client import BotApiClient, BotApiServer, SimUser
 from conftest import ContentCopy, copy_content
 from test_bot import Bot, new_env
 from test_hardening import (
-    SECRET,
+    BotProcess,
     crowd,
     db_rows,
     expected_replies,
@@ -250,69 +246,20 @@ async def test_an_update_that_cannot_be_read_does_not_block_the_others(
 # ------------------------------------------------------------------------------ kill -9
 
 
-class WebhookProcess:
-    """`python -m bot webhook` against the emulator, stderr to a file; always ended by `close()`."""
-
-    def __init__(self, server: BotApiServer, token: str, db: Path, log: Path, content: ContentCopy, url: str):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
-        env.update(
-            TELEGRAM_BOT_TOKEN=token,
-            KOMEK_SECRET=SECRET,
-            KOMEK_WEBHOOK_SECRET=HOOK_SECRET,
-            KOMEK_DB=str(db),
-            TELEGRAM_BASE_URL=server.base_url,
-            TELEGRAM_BASE_FILE_URL=server.base_file_url,
-            PYTHONPATH=str(ROOT),
-            PYTHONUNBUFFERED="1",
-        )
-        self.log_path = log
-        args = ["webhook", "--config", str(content.config), "--faq", str(content.faq), "--url", url]
-        with open(log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", *args],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 20) -> int:
-        """SIGTERM (a clean shutdown: finish, answer, close the database), SIGKILL if it hangs."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return int(self.proc.returncode)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text("utf-8", "replace")
-
-
 @contextlib.contextmanager
 def webhook_process(
     server: BotApiServer, token: str, db: Path, log: Path, content: ContentCopy, url: str
-) -> Iterator[WebhookProcess]:
-    bot = WebhookProcess(server, token, db, log, content, url)
+) -> Iterator[BotProcess]:
+    """`python -m bot webhook --url URL` against the emulator (hardening's BotProcess)."""
+    extra = {"KOMEK_WEBHOOK_SECRET": HOOK_SECRET}
+    bot = BotProcess(server, token, db, log, content, command=("webhook", "--url", url), extra_env=extra)
     try:
         yield bot
     finally:
         bot.close()
 
 
-async def wait_webhook_set(user: BotApiClient, bot: WebhookProcess, before: int, timeout: float = 60) -> None:  # noqa: ASYNC109
+async def wait_webhook_set(user: BotApiClient, bot: BotProcess, before: int, timeout: float = 60) -> None:  # noqa: ASYNC109
     """Until the bot (re)sets its webhook, which it does once it listens."""
 
     async def ready() -> bool:
