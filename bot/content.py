@@ -12,8 +12,6 @@ from bot.dialogue import Knowledge
 from bot.faq import load_faq
 from bot.problems import ContentError, Problem, Problems
 
-GC_YOUNG_THRESHOLD = 20_000  # allocations between two collections of the youngest generation
-
 
 @dataclass(frozen=True)
 class Loaded:
@@ -41,9 +39,6 @@ def load_knowledge(config_path: Path, faq_dir: Path | None, today: dt.date) -> L
     # The index is large, lives until the next reload and holds no reference cycles: keep the cyclic
     # garbage collector from walking it again and again (a full pass over a 10,000-entry index takes
     # about 0.1 s, paid by whichever message happens to trigger it). Plain reference counting still
-    # frees it when a reload replaces it. Matching one message allocates thousands of small objects,
-    # nearly all freed by reference counting; with the default threshold (700) the collector's
-    # youngest generation ran several times per long message for nothing.
+    # frees it when a reload replaces it.
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return loaded
