@@ -23,8 +23,9 @@ import heapq
 import math
 import operator
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain
@@ -219,6 +220,25 @@ def similarity(q: str, t: str) -> float:
     return s
 
 
+class _LengthBuckets:
+    """Words grouped by a key (a first letter, two letters), each group ordered by length, so the
+    words of one key within a range of lengths are one slice."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for key, word in pairs:
+            groups[key].append(word)
+        self._words = {key: sorted(words, key=len) for key, words in groups.items()}
+        self._lengths = {key: [len(w) for w in words] for key, words in self._words.items()}
+
+    def get(self, key: str, shortest: int, longest: int) -> list[str]:
+        words = self._words.get(key)
+        if words is None:
+            return []
+        lengths = self._lengths[key]
+        return words[bisect_left(lengths, shortest) : bisect_right(lengths, longest)]
+
+
 class Index:
     """All phrasings of all entries, as folded content words with their weights."""
 
@@ -301,18 +321,18 @@ class Index:
         self._vocab = sorted(self.idf)
         # typo look-up: words by first letter, or by the next two, and by length (an edit-distance
         # match of 0.75 or more needs lengths within a quarter of each other)
-        self._by_first: dict[tuple[str, int], list[str]] = defaultdict(list)
-        self._by_second: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for t in self._vocab:
-            self._by_first[t[0], len(t)].append(t)
-            if len(t) >= 3:
-                self._by_second[t[1:3], len(t)].append(t)
+        self._by_first = _LengthBuckets((t[0], t) for t in self._vocab)
+        self._by_second = _LengthBuckets((t[1:3], t) for t in self._vocab if len(t) >= 3)
         self._by_prefix: dict[str, list[str]] = defaultdict(list)
         self._by_skeleton: dict[str, list[str]] = defaultdict(list)
         for t in self._vocab:
             if len(t) >= 4:
                 self._by_prefix[t[:4]].append(t)
             self._by_skeleton[_skeleton(t)].append(t)
+            # `similarity` needs these for every FAQ word it meets: worked out (and cached) now, not
+            # while a message waits
+            kazakh_stem(t)
+            _shape(t)
         self._cache: dict[str, tuple[tuple[str, float], ...]] = {}
         # synonym group head -> the FAQ's own words that belong to the group (and how closely)
         self._group_terms: dict[str, tuple[tuple[str, float], ...]] = {}
@@ -414,10 +434,8 @@ class Index:
             pool.update(self._by_skeleton.get(_skeleton(q), ()))
             # typos: `similarity` takes an edit-distance match only at 0.75 or more; look among words
             # that share the first letter, or the next two (a slip in the first letter)
-            choices: list[str] = []
-            for n in range(math.floor(0.75 * len(q)), math.ceil(len(q) / 0.75) + 1):
-                choices += self._by_first.get((q[0], n), ())
-                choices += self._by_second.get((q[1:3], n), ())
+            shortest, longest = math.floor(0.75 * len(q)), math.ceil(len(q) / 0.75)
+            choices = self._by_first.get(q[0], shortest, longest) + self._by_second.get(q[1:3], shortest, longest)
             for t, _, _ in process.extract(
                 q, choices, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=None
             ):
