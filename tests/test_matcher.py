@@ -230,10 +230,12 @@ def test_match_survives_extreme_messages(knowledge: Knowledge, text: str) -> Non
 def test_a_message_that_is_one_of_an_entrys_questions_gets_that_entry(knowledge: Knowledge) -> None:
     # "как" and "кто" are stopwords, so without this "how to get refugee status" (asylum-apply's own
     # question) tied with refugee-definition's "who can get refugee status"
-    for text in ("как получить статус беженца", "Как получить статус беженца?", "kak poluchit status bezhenca"):
+    texts = ("как получить статус беженца", "Как получить статус беженца?", "kak poluchit status bezhenca")
+    for text in (*texts, "How to get refugee status?"):
         top = knowledge.index.match(text)[0]
         assert (top.entry_id, top.score) == ("asylum-apply", 1.0), text
     assert knowledge.index.match("кто может получить статус беженца")[0].entry_id == "refugee-definition"
+    assert knowledge.index.match("who can get refugee status")[0].entry_id == "refugee-definition"
 
 
 def test_each_latin_word_is_read_as_english_and_as_transliterated_russian(knowledge: Knowledge) -> None:
