@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import socket
 import sqlite3
@@ -23,8 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+import test_hardening
 from botapi_client import BotApiClient, BotApiServer, SimUser
-from conftest import ContentCopy, copy_content
+from conftest import ContentCopy
 from test_bot import Bot, new_env
 from test_hardening import (
     BotProcess,
@@ -39,7 +39,7 @@ from test_hardening import (
 )
 
 from bot.app import Env, build_application
-from bot.content import Loaded, load_knowledge
+from bot.content import Loaded
 from bot.dialogue import Knowledge, reply_to_text, split_message
 from bot.polling import WINDOW
 from bot.webhook import SECRET_HEADER, serve_webhook
@@ -49,21 +49,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK_SECRET = "hook-Secret_0123456789"
 
 
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> tuple[ContentCopy, Loaded]:
-    """A copy of the content taken once: the bot and the expected answers use the same FAQ."""
-    content = copy_content(tmp_path_factory.mktemp("content"))
-    return content, load_knowledge(content.config, content.faq, dt.date.today())
-
-
-@pytest.fixture(scope="module")
-def loaded(frozen: tuple[ContentCopy, Loaded]) -> Loaded:
-    return frozen[1]
-
-
-@pytest.fixture(scope="module")
-def knowledge(frozen: tuple[ContentCopy, Loaded]) -> Knowledge:
-    return frozen[1].knowledge
+# one frozen copy of the content for the bot and the expected answers: hardening's module fixtures
+# (pytest finds them here under their names)
+frozen = test_hardening.frozen
+loaded = test_hardening.loaded
+knowledge = test_hardening.knowledge
 
 
 def free_port() -> int:
