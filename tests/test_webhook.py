@@ -28,8 +28,10 @@ from conftest import ContentCopy
 from test_bot import Bot, new_env
 from test_hardening import (
     BotProcess,
+    answers,
     crowd,
     db_rows,
+    errors,
     expected_replies,
     log_problems,
     new_token,
@@ -103,14 +105,6 @@ async def webhook_serving(
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=30)
-
-
-def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-async def answers(user: BotApiClient, chat: int) -> list[str]:
-    return [m["raw_text"] or "" for m in await user.bot_messages(chat)]
 
 
 async def all_confirmed(user: BotApiClient) -> bool:
