@@ -416,13 +416,7 @@ def test_kill_9_during_load_loses_nothing(
                 return await user.bot_messages(), int((await user.updates())["pending"]), code, bot.log()
 
     messages, pending, code, log = asyncio.run(life2())
-    got = received(messages)
-    for pid, want in expected.items():
-        assert not (want - got.get(pid, Counter())), pid  # nothing lost
-    duplicates = len(messages) - total
-    print(f"\ncrash: killed after {answered_at_kill}/{total} answers; {duplicates} answered twice after restart")
-    assert duplicates <= WINDOW  # at most the window of unconfirmed updates
-    assert pending == 0 and code == 0, log[-3000:]
+    check_after_restart("crash", messages, expected, total, answered_at_kill, pending, code, log)
     assert log_problems(log) == [], log[-3000:]
     assert log_problems((tmp_path / "first.log").read_text("utf-8", "replace")) == []
     events = db_rows(db)["events"]
@@ -460,6 +454,27 @@ async def serving(
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=30)
+
+
+def check_after_restart(
+    what: str,
+    messages: list[dict[str, Any]],
+    expected: dict[int, Counter[str]],
+    total: int,
+    answered_at_kill: int,
+    pending: int,
+    code: int,
+    log: str,
+) -> None:
+    """After a kill -9 and a restart: every message answered, at most WINDOW twice, nothing pending,
+    and the second life ended cleanly."""
+    got = received(messages)
+    for pid, want in expected.items():
+        assert not (want - got.get(pid, Counter())), pid  # nothing lost
+    duplicates = len(messages) - total
+    print(f"\n{what}: killed after {answered_at_kill}/{total} answers; {duplicates} answered twice after restart")
+    assert duplicates <= WINDOW  # at most the window of unconfirmed updates
+    assert pending == 0 and code == 0, log[-3000:]
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:

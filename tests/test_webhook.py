@@ -29,6 +29,7 @@ from test_bot import Bot, new_env
 from test_hardening import (
     BotProcess,
     answers,
+    check_after_restart,
     crowd,
     db_rows,
     errors,
@@ -43,7 +44,6 @@ from test_hardening import (
 from bot.app import Env, build_application
 from bot.content import Loaded
 from bot.dialogue import Knowledge, reply_to_text, split_message
-from bot.polling import WINDOW
 from bot.webhook import SECRET_HEADER, serve_webhook
 
 pytestmark = pytest.mark.e2e
@@ -311,13 +311,7 @@ def test_kill_9_during_load_loses_nothing_in_webhook_mode(
                 return await user.bot_messages(), int((await user.updates())["pending"]), code, bot.log()
 
     messages, pending, code, log = asyncio.run(life2())
-    got = received(messages)
-    for pid, want in expected.items():
-        assert not (want - got.get(pid, Counter())), pid  # nothing lost
-    duplicates = len(messages) - total
-    print(f"\nwebhook crash: killed after {answered_at_kill}/{total} answers; {duplicates} answered twice")
-    assert duplicates <= WINDOW
-    assert pending == 0 and code == 0, log[-3000:]
+    check_after_restart("webhook crash", messages, expected, total, answered_at_kill, pending, code, log)
     assert log_problems(log) == [], log[-3000:]
     assert log_problems((tmp_path / "first.log").read_text("utf-8", "replace")) == []
     assert total <= len(db_rows(db)["events"]) <= len(messages)  # every update handled wrote its event
