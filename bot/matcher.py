@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -454,6 +454,18 @@ class Index:
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {g: v / norm for g, v in vec.items()}
 
+    def _query_vector(self, grams: Counter[str]) -> tuple[list[str], list[float]]:
+        """`_unit` as two lists (grams, values): the same numbers, without building a dict."""
+        idf = self._gram_idf
+        keys = [g for g in grams if g in idf]
+        counts = list(map(grams.__getitem__, keys))
+        if counts and max(counts) >= len(_TF):
+            vec = self._unit(grams)
+            return list(vec), list(vec.values())
+        raw = list(map(operator.mul, map(_TF.__getitem__, counts), map(idf.__getitem__, keys)))
+        norm = math.sqrt(sum(map(operator.mul, raw, raw))) or 1.0
+        return keys, list(map(operator.truediv, raw, repeat(norm, len(raw))))
+
     def match(self, text: str, limit: int = 5) -> list[Candidate]:
         """Entries ranked by score (best first); empty when nothing in the message is known."""
         norm = normalize(text)
@@ -515,14 +527,14 @@ class Index:
         g = self.params.ngram_weight
         if not cands or g <= 0:
             return cands
-        q = self._unit(_grams(terms))
+        keys, values = self._query_vector(_grams(terms))
         out = []
         # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
         for c in cands:
             vec = self._gram_vecs[c.entry_id]
-            shared = q.keys() & vec.keys()
-            # fsum: correctly rounded whatever the (hash-dependent) order of the set
-            cos = math.fsum(map(operator.mul, map(q.__getitem__, shared), map(vec.__getitem__, shared)))
+            # a gram the entry lacks adds 0; fsum is correctly rounded, so the zeros and the order
+            # change nothing (the same as summing over the shared grams only)
+            cos = math.fsum(map(operator.mul, values, map(vec.get, keys, repeat(0.0))))
             score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
             out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit, c.evidence))
         return out
