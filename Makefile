@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check bot
 
 typecheck: $(STAMP)
-	MYPYPATH=tests:bench $(VENV)/bin/mypy bot bench
+	MYPYPATH=tests:bench $(VENV)/bin/mypy bot bench tests
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(VENV)/bin/pytest -q

@@ -56,6 +56,8 @@ async def running(
     loaded: Loaded, env: Env, server: BotApiServer, config: Path | None = None, faq: Path | None = None
 ) -> AsyncIterator[Bot]:
     app = build_application(loaded, env, config or ROOT / "config.yaml", faq)
+    # build_application always sets both hooks and keeps PTB's updater (Optional in PTB's types)
+    assert app.post_init is not None and app.post_shutdown is not None and app.updater is not None
     async with server.client(env.token) as user, app:
         await app.post_init(app)
         await app.start()

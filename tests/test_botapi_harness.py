@@ -77,7 +77,7 @@ def retry_after_seconds(exc: RetryAfter) -> float:
 class BotRun:
     app: AnyApp
     user: BotApiClient
-    handler_errors: list[BaseException] = field(default_factory=list)
+    handler_errors: list[BaseException | None] = field(default_factory=list)
     ptb_log: list[logging.LogRecord] = field(default_factory=list)
 
 
@@ -109,7 +109,7 @@ async def running_bot(
         run = BotRun(app=app, user=user)
 
         async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-            run.handler_errors.append(context.error)  # type: ignore[arg-type]
+            run.handler_errors.append(context.error)
 
         app.add_error_handler(on_error)
         collector = _Collect(run.ptb_log)
@@ -327,14 +327,16 @@ async def test_edited_and_non_text_messages(botapi_server: BotApiServer) -> None
         got["edited"] = update.edited_message
 
     async def on_sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        got["sticker"] = update.message.sticker  # type: ignore[union-attr]
-        await update.message.reply_text("I only understand text")  # type: ignore[union-attr]
+        assert update.message is not None  # a new message: the test edits only a text one
+        got["sticker"] = update.message.sticker
+        await update.message.reply_text("I only understand text")
 
     async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        photo = update.message.photo[-1]  # type: ignore[union-attr]
+        assert update.message is not None  # a new message: the test edits only a text one
+        photo = update.message.photo[-1]
         file = await photo.get_file()  # getFile, then a download from base_file_url
         got["photo_bytes"] = bytes(await file.download_as_bytearray())
-        got["caption"] = update.message.caption  # type: ignore[union-attr]
+        got["caption"] = update.message.caption
 
     handlers = [
         MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edit),

@@ -135,7 +135,10 @@ def test_empty_hotline_is_a_warning_not_an_error(content_copy: ContentCopy, cli:
 
 
 def test_filled_hotline_gives_no_warning_and_fills_the_placeholder(content_copy: ContentCopy, cli: RunCli) -> None:
-    item = {"label": {"ru": "Горячая линия", "kk": "Жедел желі", "en": "Hotline"}, "value": "+7 700 000 00 00"}
+    item: dict[str, object] = {
+        "label": {"ru": "Горячая линия", "kk": "Жедел желі", "en": "Hotline"},
+        "value": "+7 700 000 00 00",
+    }
     write_config(content_copy.config, [item])
     config = load_config(content_copy.config)
     from bot.config import config_warnings

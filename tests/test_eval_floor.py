@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.dialogue import Knowledge
-from bot.evaluation import evaluate, parse_items
+from bot.evaluation import Item, evaluate, parse_items
 from bot.yamlio import read_yaml
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -23,11 +23,11 @@ DIRECT_PRECISION_FLOOR = 0.93  # a wrong direct answer is the worst outcome
 
 
 @pytest.fixture(scope="module")
-def items() -> list:  # type: ignore[type-arg]
+def items() -> list[Item]:
     return parse_items(read_yaml(DATA / "eval.yaml"))
 
 
-def test_eval_set_is_big_varied_and_covers_every_entry(knowledge: Knowledge, items: list) -> None:  # type: ignore[type-arg]
+def test_eval_set_is_big_varied_and_covers_every_entry(knowledge: Knowledge, items: list[Item]) -> None:
     assert len(items) >= 340
     off = [i for i in items if i.expect is None]
     assert len(off) >= 40
@@ -39,7 +39,7 @@ def test_eval_set_is_big_varied_and_covers_every_entry(knowledge: Knowledge, ite
     assert len({i.q for i in items}) == len(items)
 
 
-def test_matcher_accuracy_floor(knowledge: Knowledge, items: list) -> None:  # type: ignore[type-arg]
+def test_matcher_accuracy_floor(knowledge: Knowledge, items: list[Item]) -> None:
     overall = evaluate(knowledge, items).as_dict()["overall"]
     assert overall["top1"] >= TOP1_FLOOR, overall
     assert overall["rejection"] >= REJECTION_FLOOR, overall

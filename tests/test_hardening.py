@@ -712,9 +712,9 @@ async def test_hostile_messages_buttons_and_updates(
 
         # updates that lack what most updates have
         now = int(time.time())
-        ghost = {"id": 6_600_000_200, "type": "private", "first_name": "G"}
-        channel = {"id": -1_006_600_000_300, "type": "channel", "title": "News"}
-        odd = [
+        ghost: dict[str, Any] = {"id": 6_600_000_200, "type": "private", "first_name": "G"}
+        channel: dict[str, Any] = {"id": -1_006_600_000_300, "type": "channel", "title": "News"}
+        odd: list[dict[str, Any]] = [
             {"message": {"message_id": 1, "date": now, "chat": ghost, "text": "как подать на убежище"}},
             {"message": {"message_id": 2, "date": now, "chat": ghost, "text": "/start"}},
             {

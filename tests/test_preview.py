@@ -8,19 +8,26 @@ import re
 from pathlib import Path
 
 from conftest import ContentCopy, RunCli
-from test_report import parse_html
+from test_report import WellFormed, parse_html
 
 from bot.dialogue import Knowledge
 from bot.faq import is_draft
 from bot.preview import telegram_html
 
 
-def articles(doc: object) -> dict[str, dict[str, str | None]]:
-    return {a["id"][6:]: a for t, a in doc.elements if t == "article"}  # type: ignore[attr-defined]
+def value(attrs: dict[str, str | None], name: str) -> str:
+    """An attribute that must have a value (html.parser gives None for a bare attribute)."""
+    found = attrs[name]
+    assert found is not None, (name, attrs)
+    return found
 
 
-def lang_blocks(doc: object) -> list[dict[str, str | None]]:
-    return [a for t, a in doc.elements if t == "div" and "data-lang" in a]  # type: ignore[attr-defined]
+def articles(doc: WellFormed) -> dict[str, dict[str, str | None]]:
+    return {value(a, "id")[6:]: a for t, a in doc.elements if t == "article"}
+
+
+def lang_blocks(doc: WellFormed) -> list[dict[str, str | None]]:
+    return [a for t, a in doc.elements if t == "div" and "data-lang" in a]
 
 
 def test_preview_of_the_real_faq(cli: RunCli, knowledge: Knowledge, tmp_path: Path) -> None:
@@ -75,7 +82,9 @@ def test_preview_highlights_the_draft_and_the_stale_entry(
         path.write_text(text, encoding="utf-8")
     asylum = content_copy.faq / "asylum.yaml"
     text = asylum.read_text(encoding="utf-8")
-    first_id = re.search(r"(?m)^  - id: (\S+)", text).group(1)  # type: ignore[union-attr]
+    first = re.search(r"(?m)^  - id: (\S+)", text)
+    assert first is not None
+    first_id = first.group(1)
     text = text.replace(f"    reviewed: {recent}", "    reviewed: 2020-01-15", 1)  # the first entry goes stale
     parts = text.split("checked: Aigerim, 2026-11")
     text = "checked: Aigerim, 2026-11".join(parts[:2]) + "checked: draft" + "checked: Aigerim, 2026-11".join(parts[2:])

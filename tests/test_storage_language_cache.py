@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,10 +45,10 @@ class CountingReads:
         self.count = 0
         read = store._read
 
-        async def counted(sql: str, params: object = ()) -> list[object]:
+        async def counted(sql: str, params: Sequence[Any] = ()) -> list[Any]:
             if "FROM users" in sql:
                 self.count += 1
-            return await read(sql, params)  # type: ignore[arg-type]
+            return await read(sql, params)
 
         monkeypatch.setattr(store, "_read", counted)
 
@@ -91,8 +92,8 @@ async def test_a_read_overlapping_a_change_is_not_remembered(store: Storage, mon
     read = store._read
     gate = asyncio.Event()
 
-    async def slow(sql: str, params: object = ()) -> list[object]:
-        rows = await read(sql, params)  # type: ignore[arg-type]
+    async def slow(sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        rows = await read(sql, params)
         await gate.wait()  # the change happens while this read is under way
         return rows
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
+import aiosqlite
 import pytest
 
 from bot.privacy import pseudonym
@@ -76,9 +78,9 @@ async def test_concurrent_turns_share_commits_and_fail_alone(store: Storage, mon
     batches: list[int] = []
     commit = storage_module._commit_groups
 
-    def counting(db: object, groups: list[object]) -> object:
+    def counting(db: aiosqlite.Connection, groups: list[list[tuple[str, Sequence[Any]]]]) -> list[sqlite3.Error | None]:
         batches.append(len(groups))
-        return commit(db, groups)  # type: ignore[arg-type]
+        return commit(db, groups)
 
     monkeypatch.setattr(storage_module, "_commit_groups", counting)
     pids = [pseudonym(i, KEY) for i in range(40)]
@@ -92,7 +94,7 @@ async def test_concurrent_turns_share_commits_and_fail_alone(store: Storage, mon
     assert [i for i, r in enumerate(results) if isinstance(r, StorageError)] == [7]
     assert all(r is None for i, r in enumerate(results) if i != 7)
     assert sum(batches) == 40 and len(batches) < 40
-    assert sorted(r[2] for r in table(store, "events")) == sorted(p for p in pids if p != bad)
+    assert sorted(cast(str, r[2]) for r in table(store, "events")) == sorted(p for p in pids if p != bad)
     assert bad not in {r[0] for r in table(store, "users")}  # its touch was rolled back with it
     assert len(table(store, "unanswered")) == 39
 
