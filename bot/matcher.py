@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein, Prefix
@@ -55,6 +55,15 @@ class Candidate:
     coverage: float
     fit: float
     evidence: float = 0.0  # how many top-weight (max IDF) words of the message the entry explains
+
+
+class _Word(NamedTuple):
+    """One message word as the token stage sees it."""
+
+    weight: float  # how telling it is (IDF of the FAQ word it matches best, or the unknown weight)
+    sims: tuple[tuple[str, float], ...]  # FAQ words close to it, with their similarity
+    off_topic: bool  # it names another service
+    reach: tuple[tuple[str, float], ...]  # entry -> weight * best similarity (small FAQs only)
 
 
 @dataclass(frozen=True)
@@ -303,6 +312,7 @@ class Index:
         self._phrases: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
             e: tuple((p, sum(self.idf[t] for t in p)) for p in sorted(phrases[e])) for e in self.entry_ids
         }
+        self._denoms = {e: tuple(denom for _, denom in self._phrases[e]) for e in self.entry_ids}
         # entry -> word -> the entry's phrasings that contain it (phrase fit looks only at those)
         self._entry_phrase_postings: dict[str, dict[str, tuple[int, ...]]] = {}
         for e in self.entry_ids:
@@ -334,6 +344,7 @@ class Index:
             kazakh_stem(t)
             _shape(t)
         self._cache: dict[str, tuple[tuple[str, float], ...]] = {}
+        self._word_cache: dict[tuple[str, ...], _Word] = {}
         # synonym group head -> the FAQ's own words that belong to the group (and how closely)
         self._group_terms: dict[str, tuple[tuple[str, float], ...]] = {}
         members_of: dict[str, list[str]] = defaultdict(list)
@@ -543,22 +554,17 @@ class Index:
         """The message's topic words (no stopwords): empty means it says nothing to match."""
         return self._terms(normalize(text))
 
-    def _score(self, q_words: list[tuple[str, ...]], keep: int = 6) -> tuple[list[Candidate], float]:
-        """The `keep` best token-stage candidates, and the share of the message's weight that names
-        other services."""
-        if not q_words:
-            return [], 0.0
+    def _word_info(self, word: tuple[str, ...]) -> _Word:
+        """What one message word brings to every entry (cached per index: a word costs the same in
+        every message)."""
+        hit = self._word_cache.get(word)
+        if hit is not None:
+            return hit
         params = self.params
-        weights: list[float] = []
-        matches: list[tuple[tuple[str, float], ...]] = []
-        off_weight = 0.0
-        for word in q_words[:60]:
+        if any(map(self._off_topic, word)):
+            info = _Word(params.off_topic_weight * self.max_idf, (), True, ())
+        else:
             q = word[0]
-            if any(map(self._off_topic, word)):
-                weights.append(params.off_topic_weight * self.max_idf)
-                off_weight += weights[-1]
-                matches.append(())
-                continue
             sims = self._word_matches(word)
             if sims:
                 w = max(self.idf[t] for t, s in sims if s >= sims[0][1] - 1e-9)
@@ -566,8 +572,31 @@ class Index:
                 w = 0.0  # numbers and scraps neither help nor hurt
             else:
                 w = params.unknown_weight * self.max_idf
-            weights.append(w)
-            matches.append(sims)
+            reach: tuple[tuple[str, float], ...] = ()
+            if w > 0 and self._arrays is None:
+                best_here: dict[str, float] = {}
+                for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
+                    best_here.update(dict.fromkeys(self._postings.get(t, ()), s))
+                reach = tuple((e, w * s) for e, s in best_here.items())
+            info = _Word(w, sims, False, reach)
+        if len(self._word_cache) > 50_000:
+            self._word_cache.clear()
+        self._word_cache[word] = info
+        return info
+
+    def _score(self, q_words: list[tuple[str, ...]], keep: int = 6) -> tuple[list[Candidate], float]:
+        """The `keep` best token-stage candidates, and the share of the message's weight that names
+        other services."""
+        if not q_words:
+            return [], 0.0
+        params = self.params
+        infos = list(map(self._word_info, q_words[:60]))
+        weights = [info.weight for info in infos]
+        matches = [info.sims for info in infos]
+        off_weight = 0.0
+        for info in infos:
+            if info.off_topic:
+                off_weight += info.weight
         total = sum(weights)
         if total <= 0:
             return [], 0.0
@@ -586,7 +615,7 @@ class Index:
         if self._arrays is not None and params.whole_weight == 0:
             ranked = self._arrays.ranked(self, matches, weights, total, term_value)
         else:
-            ranked = self._ranked(matches, weights, total, term_value, term_hits)
+            ranked = self._ranked(infos, weights, total, term_value, term_hits)
         # score = coverage^a * fit^(1-a) with fit <= bound: visiting entries by their bound, once one is
         # below the k-th best score nothing later can enter the top k (exact, and cheap at scale)
         a = params.coverage_weight
@@ -612,7 +641,7 @@ class Index:
 
     def _ranked(
         self,
-        matches: list[tuple[tuple[str, float], ...]],
+        infos: list[_Word],
         weights: list[float],
         total: float,
         term_value: dict[str, float],
@@ -621,14 +650,9 @@ class Index:
         """(entry, weight of the message it explains, bound on its score, its fit when asked), best
         bound first: the bound is coverage^a (fit <= 1)."""
         explained: dict[str, float] = defaultdict(float)  # entry -> weight of the message it explains
-        postings = self._postings
-        for sims, w in zip(matches, weights, strict=True):
-            if w > 0:
-                best_here: dict[str, float] = {}
-                for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
-                    best_here.update(dict.fromkeys(postings.get(t, ()), s))
-                for e, s in best_here.items():
-                    explained[e] += w * s
+        for info in infos:
+            for e, ws in info.reach:
+                explained[e] += ws
         a = self.params.coverage_weight
         # (reverse=True keeps the sort stable: equal weights stay in the order they were found)
         for e, explained_weight in sorted(explained.items(), key=itemgetter(1), reverse=True):
@@ -652,11 +676,11 @@ class Index:
                 got[p] += v
         if not got:
             return 0.0
-        phrases = self._phrases[e]
         x = self.params.whole_weight
         if x == 0:
-            fits = [g / phrases[p][1] for p, g in got.items()]
+            fits: list[float] = list(map(operator.truediv, got.values(), map(self._denoms[e].__getitem__, got)))
         else:
+            phrases = self._phrases[e]
             fits = [
                 (g / phrases[p][1]) ** (1 - x) * self._whole(phrases[p][0], term_hits, weights, total) ** x
                 for p, g in got.items()
