@@ -43,8 +43,11 @@ SYNONYM_DISCOUNT = 0.9  # a synonym is nearly, not quite, the word itself
 _BLEND_TOP = 6  # token-stage candidates that get the character n-gram blend
 # From this many entries the token stage runs on numpy arrays: common words then reach thousands of
 # entries, too many to visit one by one in Python. Smaller FAQs (the shipped one has a few dozen) stay
-# on plain dicts, which are faster there and do not import numpy at start-up.
+# on plain dicts, which are faster there.
 LARGE_FAQ = 1_000
+# Up to this many cells (entries x n-grams, 8 bytes a cell: 16 MB) the n-gram blend scores on a dense
+# numpy matrix (the shipped FAQ: about 0.4 million); beyond it, on dicts.
+_DENSE_CELLS = 2_000_000
 _VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
 
 
@@ -328,6 +331,8 @@ class Index:
             gram_df.update(grams.keys())
         self._gram_idf = {g: math.log(n / c) for g, c in gram_df.items() if c < n}
         self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
+        small = n * len(self._gram_idf) <= _DENSE_CELLS
+        self._gram_matrix = _GramMatrix(self._gram_vecs, self._gram_idf) if small else None
         self._vocab = sorted(self.idf)
         # typo look-up: words by first letter, or by the next two, and by length (an edit-distance
         # match of 0.75 or more needs lengths within a quarter of each other)
@@ -345,6 +350,8 @@ class Index:
             _shape(t)
         self._cache: dict[str, tuple[tuple[str, float], ...]] = {}
         self._word_cache: dict[tuple[str, ...], _Word] = {}
+        self._gram_cache: dict[str, tuple[str, ...]] = {}
+        self._col_cache: dict[str, tuple[int, ...]] = {}
         # synonym group head -> the FAQ's own words that belong to the group (and how closely)
         self._group_terms: dict[str, tuple[tuple[str, float], ...]] = {}
         members_of: dict[str, list[str]] = defaultdict(list)
@@ -465,11 +472,36 @@ class Index:
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {g: v / norm for g, v in vec.items()}
 
+    def _known_grams(self, t: str) -> tuple[str, ...]:
+        """The word's n-grams that carry weight in this FAQ, in order (cached per index)."""
+        hit = self._gram_cache.get(t)
+        if hit is None:
+            idf = self._gram_idf
+            hit = tuple(g for g in _word_grams(t) if g in idf)
+            if len(self._gram_cache) > 50_000:
+                self._gram_cache.clear()
+            self._gram_cache[t] = hit
+        return hit
+
+    def _gram_cols(self, t: str) -> tuple[int, ...]:
+        """The word's n-grams that carry weight in this FAQ, as columns of the gram matrix (cached per
+        index)."""
+        hit = self._col_cache.get(t)
+        if hit is None:
+            assert self._gram_matrix is not None
+            col = self._gram_matrix.col
+            hit = tuple(col[g] for g in _word_grams(t) if g in col)
+            if len(self._col_cache) > 50_000:
+                self._col_cache.clear()
+            self._col_cache[t] = hit
+        return hit
+
     def _query_vector(self, grams: Counter[str]) -> tuple[list[str], list[float]]:
-        """`_unit` as two lists (grams, values): the same numbers, without building a dict."""
+        """`_unit` as two lists (grams, values) for grams that all carry weight: the same numbers,
+        without building a dict."""
         idf = self._gram_idf
-        keys = [g for g in grams if g in idf]
-        counts = list(map(grams.__getitem__, keys))
+        keys = list(grams)
+        counts = list(grams.values())
         if counts and max(counts) >= len(_TF):
             vec = self._unit(grams)
             return list(vec), list(vec.values())
@@ -538,14 +570,20 @@ class Index:
         g = self.params.ngram_weight
         if not cands or g <= 0:
             return cands
-        keys, values = self._query_vector(_grams(terms))
-        out = []
-        # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
-        for c in cands:
-            vec = self._gram_vecs[c.entry_id]
+        if self._gram_matrix is not None:
+            cols = list(chain.from_iterable(map(self._gram_cols, terms)))
+            cosines = self._gram_matrix.cosines(cols, [c.entry_id for c in cands])
+        else:
+            keys, values = self._query_vector(Counter(chain.from_iterable(map(self._known_grams, terms))))
             # a gram the entry lacks adds 0; fsum is correctly rounded, so the zeros and the order
             # change nothing (the same as summing over the shared grams only)
-            cos = math.fsum(map(operator.mul, values, map(vec.get, keys, repeat(0.0))))
+            cosines = [
+                math.fsum(map(operator.mul, values, map(self._gram_vecs[c.entry_id].get, keys, repeat(0.0))))
+                for c in cands
+            ]
+        out = []
+        # only the token stage's best few can win: the n-gram half of the score cannot lift the rest
+        for c, cos in zip(cands, cosines, strict=True):
             score = (1 - g) * c.score + g * min(1.0, self.params.ngram_scale * cos) * (1 - off_share)
             out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit, c.evidence))
         return out
@@ -701,6 +739,41 @@ class Index:
                 if s > explained[i]:
                     explained[i] = s
         return sum(w * m for w, m in zip(weights, explained, strict=True)) / total
+
+
+class _GramMatrix:
+    """The entries' n-gram vectors as one dense matrix (a small FAQ: a few MB), so the blend scores its
+    candidates in a few numpy steps instead of a dict look-up per gram and candidate. The cosines
+    equal the dict path's to the last bit or two (the sums run in another order), far below the
+    four decimals a score keeps."""
+
+    def __init__(self, vecs: dict[str, dict[str, float]], idf: dict[str, float]) -> None:
+        import numpy as np
+
+        self.np = np
+        self.col = {g: i for i, g in enumerate(idf)}  # every gram that carries weight
+        self.row = {e: i for i, e in enumerate(vecs)}
+        self.idf = np.fromiter(idf.values(), dtype=np.float64, count=len(idf))
+        self.tf = np.array(_TF)
+        self.matrix = np.zeros((len(self.row), len(self.col)))
+        for e, vec in vecs.items():
+            self.matrix[self.row[e], [self.col[g] for g in vec]] = list(vec.values())
+
+    def cosines(self, cols: list[int], entries: list[str]) -> list[float]:
+        """Cosine of the message (the columns of its grams, repeats included) with each entry."""
+        np = self.np
+        if not cols:
+            return [0.0] * len(entries)
+        ids, counts = np.unique(np.array(cols, dtype=np.intp), return_counts=True)
+        tf = self.tf[np.minimum(counts, len(self.tf) - 1)]
+        many = counts >= len(self.tf)
+        if many.any():  # a gram repeated 64 times or more (1 + log c, as _TF holds for fewer)
+            tf[many] = 1 + np.log(counts[many])
+        raw = tf * self.idf[ids]
+        norm = math.sqrt(float(raw @ raw)) or 1.0
+        rows = [self.row[e] for e in entries]
+        cos: list[float] = (self.matrix[np.ix_(rows, ids)] @ (raw / norm)).tolist()
+        return cos
 
 
 class _Arrays:

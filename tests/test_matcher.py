@@ -276,3 +276,37 @@ def test_the_array_path_ranks_arbitrary_text_like_the_dict_path(
     knowledge: Knowledge, array_index: Index, text: str
 ) -> None:
     assert array_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
+
+
+@pytest.fixture(scope="module")
+def dict_blend_index(knowledge: Knowledge) -> Index:
+    """The shipped FAQ with the n-gram blend on dicts, as a FAQ too large for the gram matrix has it."""
+    saved = matcher._DENSE_CELLS
+    matcher._DENSE_CELLS = 0
+    try:
+        index = Index(knowledge.faq)
+    finally:
+        matcher._DENSE_CELLS = saved
+    assert index._gram_matrix is None and knowledge.index._gram_matrix is not None
+    return index
+
+
+def test_the_gram_matrix_blends_like_the_dicts(knowledge: Knowledge, dict_blend_index: Index) -> None:
+    items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
+    assert len(items) > 500
+    for item in items:
+        assert dict_blend_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
+
+
+@given(junk)
+def test_the_gram_matrix_blends_arbitrary_text_like_the_dicts(
+    knowledge: Knowledge, dict_blend_index: Index, text: str
+) -> None:
+    assert dict_blend_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
+
+
+def test_a_gram_repeated_64_times_or_more_weighs_as_in_the_dicts(knowledge: Knowledge, dict_blend_index: Index) -> None:
+    # 80 different words that all begin "ста": the grams " ст", "ста", " ста" come 80 times (the
+    # words are told apart, repeats of one word are not): past the _TF table
+    text = " ".join("ста" + a + b for a in "бвгдклмнпр" for b in "абвгдежз") + " беженца убежище"
+    assert dict_blend_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
