@@ -45,6 +45,10 @@ _BLEND_TOP = 6  # token-stage candidates that get the character n-gram blend
 # entries, too many to visit one by one in Python. Smaller FAQs (the shipped one has a few dozen) stay
 # on plain dicts, which are faster there.
 LARGE_FAQ = 1_000
+# Phrase fits are summed for every phrasing at once on numpy arrays (one np.bincount, in the same order
+# as the dicts would), which also bounds each entry by its best phrasing, so fewer entries need their
+# fit worked out. Off only to test that the dict path gives the same results.
+_ARRAY_FITS = True
 # Up to this many cells (entries x n-grams, 8 bytes a cell: 16 MB) the n-gram blend scores on a dense
 # numpy matrix (the shipped FAQ: about 0.4 million); beyond it, on dicts.
 _DENSE_CELLS = 2_000_000
@@ -364,7 +368,8 @@ class Index:
                     if sim >= self.params.synonym_similarity and sim > hits.get(t, 0.0):
                         hits[t] = sim
             self._group_terms[head] = tuple(hits.items())
-        self._arrays = _Arrays(self) if n >= LARGE_FAQ else None
+        self._large = n >= LARGE_FAQ
+        self._arrays = _Arrays(self, self._large) if self._large or _ARRAY_FITS else None
         if n < LARGE_FAQ:  # a small FAQ looks up its own words now (a tenth of a second), not in a message
             for t in self._vocab:
                 self.similar_terms(t)
@@ -611,7 +616,7 @@ class Index:
             else:
                 w = params.unknown_weight * self.max_idf
             reach: tuple[tuple[str, float], ...] = ()
-            if w > 0 and self._arrays is None:
+            if w > 0 and not self._large:
                 best_here: dict[str, float] = {}
                 for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
                     best_here.update(dict.fromkeys(self._postings.get(t, ()), s))
@@ -651,7 +656,9 @@ class Index:
         term_value = {t: self.idf[t] * s for t, s in term_best.items()}
         ranked: Iterator[tuple[str, float, float, Callable[[], float]]]
         if self._arrays is not None and params.whole_weight == 0:
-            ranked = self._arrays.ranked(self, matches, weights, total, term_value)
+            arrays = self._arrays
+            explained = arrays.explained(matches, weights) if self._large else arrays.explained_from(infos)
+            ranked = self._arrays.ranked(self, explained, total, term_value)
         else:
             ranked = self._ranked(infos, weights, total, term_value, term_hits)
         # score = coverage^a * fit^(1-a) with fit <= bound: visiting entries by their bound, once one is
@@ -777,19 +784,25 @@ class _GramMatrix:
 
 
 class _Arrays:
-    """The token stage of a large FAQ as numpy arrays: entries and phrasings are numbered, and a
-    word's postings are arrays of those numbers, so one array operation covers every entry a common
-    word reaches. Results are the same as with the dicts: the arrays only rank the entries and bound
-    their scores; the score of every entry that can make the top k is worked out exactly as before."""
+    """The token stage on numpy arrays: entries and phrasings are numbered, and a word's postings are
+    arrays of those numbers. Phrase fits are summed for every phrasing at once, which bounds each
+    entry's score by its best phrasing; a large FAQ also sums the weight each entry explains on arrays
+    (common words then reach thousands of entries). Results are the same as with the dicts: the arrays
+    only rank the entries and bound their scores; the score of every entry that can make the top k is
+    worked out exactly as before."""
 
-    def __init__(self, index: Index) -> None:
-        import numpy as np  # only large FAQs need it
+    def __init__(self, index: Index, large: bool) -> None:
+        import numpy as np
 
         self.np = np
         ids = index.entry_ids
-        number = {e: i for i, e in enumerate(ids)}
+        self.number = {e: i for i, e in enumerate(ids)}
         self.n = len(ids)
-        self.postings = {t: np.array([number[e] for e in es], dtype=np.int32) for t, es in index._postings.items()}
+        self.postings = (
+            {t: np.array([self.number[e] for e in es], dtype=np.int32) for t, es in index._postings.items()}
+            if large
+            else {}
+        )
         denoms: list[float] = []
         starts: list[int] = []
         phrase_postings: dict[str, list[int]] = defaultdict(list)
@@ -799,22 +812,15 @@ class _Arrays:
                 for t in phrase:
                     phrase_postings[t].append(len(denoms))
                 denoms.append(denom if denom > 0 else math.inf)
-        self.phrase_postings = {t: np.array(v, dtype=np.int32) for t, v in phrase_postings.items()}
+        self.phrase_postings = {t: np.array(v, dtype=np.intp) for t, v in phrase_postings.items()}
         self.denoms = np.array(denoms, dtype=np.float64)
         self.has_phrases = np.array([index._phrases[e] != () for e in ids], dtype=bool)
         self.bounds = list(zip(starts, [*starts[1:], len(denoms)], strict=True))  # each entry's phrasings
         self.starts = np.minimum(np.array(starts, dtype=np.int64), max(len(denoms) - 1, 0))
         self.head = 256  # entries sorted first by their bound; the rest are sorted only when reached
 
-    def ranked(
-        self,
-        index: Index,
-        matches: list[tuple[tuple[str, float], ...]],
-        weights: list[float],
-        total: float,
-        term_value: dict[str, float],
-    ) -> Iterator[tuple[str, float, float, Callable[[], float]]]:
-        """As Index._ranked, with a tighter bound: an entry's fit is at most its best phrasing's."""
+    def explained(self, matches: list[tuple[tuple[str, float], ...]], weights: list[float]) -> Any:
+        """Weight of the message each entry explains (a large FAQ: one array operation per word)."""
         np = self.np
         explained = np.zeros(self.n)
         for sims, w in zip(matches, weights, strict=True):
@@ -825,11 +831,34 @@ class _Arrays:
                     if hit is not None:
                         best[hit] = s
                 explained += w * best  # the same sums, in the same order, as the dicts make
-        got = np.zeros(len(self.denoms))
-        for t in sorted(term_value):  # sorted, as Index._fit adds them: the same sums to the last bit
-            hit = self.phrase_postings.get(t)
-            if hit is not None:
-                got[hit] += term_value[t]
+        return explained
+
+    def explained_from(self, infos: list[_Word]) -> Any:
+        """The same from the words' cached reach (a small FAQ: a word reaches a few dozen entries)."""
+        explained: dict[str, float] = defaultdict(float)
+        for info in infos:
+            for e, ws in info.reach:
+                explained[e] += ws
+        out = self.np.zeros(self.n)
+        if explained:
+            out[list(map(self.number.__getitem__, explained))] = list(explained.values())
+        return out
+
+    def ranked(
+        self, index: Index, explained: Any, total: float, term_value: dict[str, float]
+    ) -> Iterator[tuple[str, float, float, Callable[[], float]]]:
+        """As Index._ranked, with a tighter bound: an entry's fit is at most its best phrasing's."""
+        np = self.np
+        # each phrasing's share of its weight the message covers: the values of the message's words
+        # added phrasing by phrasing in sorted word order, as Index._fit adds them (the same sums to
+        # the last bit: np.bincount adds in the order it is given)
+        terms = [t for t in sorted(term_value) if t in self.phrase_postings]
+        if terms:
+            hits = [self.phrase_postings[t] for t in terms]
+            values = np.repeat(np.array([term_value[t] for t in terms]), [len(h) for h in hits])
+            got = np.bincount(np.concatenate(hits), weights=values, minlength=len(self.denoms))
+        else:
+            got = np.zeros(len(self.denoms))
         fits = got / self.denoms
         best_phrase = np.maximum.reduceat(fits, self.starts) if len(fits) else np.zeros(self.n)
         best_phrase = np.where(self.has_phrases, best_phrase, 0.0)

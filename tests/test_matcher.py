@@ -259,7 +259,7 @@ def array_index(knowledge: Knowledge) -> Index:
         index = Index(knowledge.faq)
     finally:
         matcher.LARGE_FAQ = saved
-    assert index._arrays is not None and knowledge.index._arrays is None
+    assert index._arrays is not None and index._large and not knowledge.index._large
     index._arrays.head = 3  # the best 3 sorted first, the rest when reached: both parts are exercised
     return index
 
@@ -276,6 +276,33 @@ def test_the_array_path_ranks_arbitrary_text_like_the_dict_path(
     knowledge: Knowledge, array_index: Index, text: str
 ) -> None:
     assert array_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
+
+
+@pytest.fixture(scope="module")
+def dict_index(knowledge: Knowledge) -> Index:
+    """The shipped FAQ with phrase fits on dicts, entry by entry (as when tuning with whole_weight)."""
+    saved = matcher._ARRAY_FITS
+    matcher._ARRAY_FITS = False
+    try:
+        index = Index(knowledge.faq)
+    finally:
+        matcher._ARRAY_FITS = saved
+    assert index._arrays is None and knowledge.index._arrays is not None
+    return index
+
+
+def test_phrase_fits_on_arrays_rank_exactly_like_the_dicts(knowledge: Knowledge, dict_index: Index) -> None:
+    items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
+    assert len(items) > 500
+    for item in items:
+        assert dict_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
+
+
+@given(junk)
+def test_phrase_fits_on_arrays_rank_arbitrary_text_like_the_dicts(
+    knowledge: Knowledge, dict_index: Index, text: str
+) -> None:
+    assert dict_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
 
 
 @pytest.fixture(scope="module")
