@@ -277,11 +277,11 @@ class Index:
             for translit in {x for w in latin for x in tokens(latin_to_cyrillic(w))}:
                 self._canon.setdefault(translit, head)
         self._syn_words = sorted(self._canon)
-        self._syn_first: dict[str, list[str]] = defaultdict(list)
-        self._syn_second: dict[str, list[str]] = defaultdict(list)
-        for w in self._syn_words:
-            self._syn_first[w[0]].append(w)
-            self._syn_second[w[1:3]].append(w)
+        # a group's word of 4 letters or more, by first letter or the next two, and by length
+        self._syn_by_first = _LengthBuckets((w[0], w) for w in self._syn_words if len(w) >= 4)
+        self._syn_by_second = _LengthBuckets((w[1:3], w) for w in self._syn_words if len(w) >= 4)
+        syn = self.params.synonym_similarity
+        self._syn_cutoff = syn if syn > 0.85 else 0.75
         self._syn_prefix: dict[str, list[str]] = defaultdict(list)
         for w in self._syn_words:
             if len(w) >= 4:
@@ -412,9 +412,14 @@ class Index:
         result = t
         if len(t) >= 5 and self._syn_words:
             pool = set(self._syn_prefix.get(t[:4], ()))
-            near = self._syn_first.get(t[0], []) + self._syn_second.get(t[1:3], [])  # as in _direct_matches
+            # Beyond the shared-prefix pool only an edit-distance match can reach synonym_similarity
+            # (`similarity`'s other rules give at most 0.85), so look only among synonyms of a length
+            # such a match allows, sharing the first letter or the next two (as in _direct_matches)
+            cutoff = self._syn_cutoff
+            shortest, longest = math.floor(cutoff * len(t)), math.ceil(len(t) / cutoff)
+            near = self._syn_by_first.get(t[0], shortest, longest) + self._syn_by_second.get(t[1:3], shortest, longest)
             for w, _, _ in process.extract(
-                t, near, scorer=Levenshtein.normalized_similarity, score_cutoff=0.75, limit=5
+                t, near, scorer=Levenshtein.normalized_similarity, score_cutoff=cutoff, limit=None
             ):
                 pool.add(w)
             best, best_s = None, self.params.synonym_similarity

@@ -181,5 +181,10 @@ _TOKEN_RE = re.compile(r"\w+")
 
 def tokens(normalized: str) -> list[str]:
     """Words of a normalised text, folded; digits-only tokens are kept (e.g. '90 дней')."""
+    return list(_tokens(normalized))
+
+
+@lru_cache(maxsize=64)  # safety, small talk, language and the matcher each take a message's words
+def _tokens(normalized: str) -> tuple[str, ...]:
     # folding first: a lone "ъ"/"ь" folds to nothing and is then no word at all
-    return [t for t in _TOKEN_RE.findall(fold(normalized)) if t != "_"]
+    return tuple(t for t in _TOKEN_RE.findall(fold(normalized)) if t != "_")
