@@ -55,8 +55,7 @@ _DENSE_CELLS = 2_000_000
 _VOWELS = re.compile(r"[аеиоуыэюяaeiouy]")
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple, not a frozen dataclass: a dozen are made per message
     entry_id: str
     score: float
     coverage: float
@@ -386,13 +385,8 @@ class Index:
         return out
 
     def _terms(self, norm: str) -> list[str]:
-        out: list[str] = []
-        for t in tokens(norm):
-            if t in self._stop or len(t) < 2:
-                continue
-            if t not in out:
-                out.append(t)
-        return out
+        stop = self._stop
+        return list(dict.fromkeys(t for t in tokens(norm) if t not in stop and len(t) >= 2))
 
     def _off_topic(self, t: str) -> bool:
         """A word that names another service (weather, football, a driving licence...): it is never
@@ -649,16 +643,16 @@ class Index:
         if total <= 0:
             return [], 0.0
         off_share = off_weight / total
-        term_best: dict[str, float] = {}
+        # each FAQ word's best similarity to any message word (sorted by similarity: the best is
+        # written last)
+        term_best = dict(sorted(chain.from_iterable(matches), key=itemgetter(1)))
+        idf_values = map(self.idf.__getitem__, term_best)
+        term_value = dict(zip(term_best, map(operator.mul, idf_values, term_best.values()), strict=True))
         term_hits: dict[str, list[tuple[int, float]]] = defaultdict(list)  # only for whole_weight > 0
-        for i, sims in enumerate(matches):
-            for t, s in sims:
-                if s > term_best.get(t, 0.0):
-                    term_best[t] = s
-            if params.whole_weight > 0:
+        if params.whole_weight > 0:
+            for i, sims in enumerate(matches):
                 for t, s in sims:
                     term_hits[t].append((i, s))
-        term_value = {t: self.idf[t] * s for t, s in term_best.items()}
         ranked: Iterator[tuple[str, float, float, Callable[[], float]]]
         if self._arrays is not None and params.whole_weight == 0:
             arrays = self._arrays
