@@ -371,7 +371,9 @@ class Index:
         self._arrays = _Arrays(self, self._large) if self._large or _ARRAY_FITS else None
         if n < LARGE_FAQ:  # a small FAQ looks up its own words now (a tenth of a second), not in a message
             for t in self._vocab:
-                self.similar_terms(t)
+                self._word_info((t,))
+                if self._gram_matrix is not None:
+                    self._gram_cols(t)
 
     # -- text to terms
 
