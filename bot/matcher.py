@@ -262,8 +262,10 @@ class Index:
         lex = lexicon()
         self._stop = lex.stopwords.union(*lex.smalltalk.values())
         self._off_exact = frozenset(s for s in lex.off_topic if len(s) <= 3)
-        self._off_prefixes = frozenset(s for s in lex.off_topic if len(s) > 3)
-        self._off_longest = max(map(len, self._off_prefixes), default=0)
+        # stems of 4 letters or more, by their first four: a word is checked only against those
+        self._off_stems: dict[str, tuple[str, ...]] = defaultdict(tuple)
+        for stem in sorted(s for s in lex.off_topic if len(s) > 3):
+            self._off_stems[stem[:4]] += (stem,)
         self._canon: dict[str, str] = {}
         for group in faq.synonyms:
             words = [w for w in (tokens(normalize(x)) for x in group) if len(w) == 1]
@@ -395,7 +397,8 @@ class Index:
         read as a near-miss of an FAQ word, so it counts against every entry like any unknown word."""
         if t in self._off_exact:
             return True
-        return any(t[:n] in self._off_prefixes for n in range(4, min(len(t), self._off_longest) + 1))
+        stems = self._off_stems.get(t[:4])
+        return stems is not None and t.startswith(stems)
 
     def _canonical(self, t: str) -> str:
         """The synonym group a word belongs to (also for its inflected or misspelt forms)."""
@@ -611,7 +614,8 @@ class Index:
             q = word[0]
             sims = self._word_matches(word)
             if sims:
-                w = max(self.idf[t] for t, s in sims if s >= sims[0][1] - 1e-9)
+                top = sims[0][1] - 1e-9
+                w = max(self.idf[t] for t, s in sims if s >= top)
             elif q.isdigit() or len(q) < 3:
                 w = 0.0  # numbers and scraps neither help nor hurt
             else:
@@ -621,7 +625,7 @@ class Index:
                 best_here: dict[str, float] = {}
                 for t, s in reversed(sims):  # most similar last: it sets the entry's similarity
                     best_here.update(dict.fromkeys(self._postings.get(t, ()), s))
-                reach = tuple((e, w * s) for e, s in best_here.items())
+                reach = tuple(zip(best_here, map(w.__mul__, best_here.values()), strict=True))
             info = _Word(w, sims, False, reach)
         if len(self._word_cache) > 50_000:
             self._word_cache.clear()
