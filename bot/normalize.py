@@ -68,6 +68,11 @@ _CLEAN_CACHED = 16_384
 _CLEAN = _CleanTable()
 
 
+# Lower-case letters and digits that every step below leaves as they are, in words one space apart:
+# a text of only these is already a fixed point, and needs no second pass to prove it
+_SETTLED = re.compile(r"(?:[a-z0-9а-яәғқңөұүһіїєґў]+(?: [a-z0-9а-яәғқңөұүһіїєґў]+)*)?")
+
+
 @lru_cache(maxsize=512)  # one message is normalised by safety, the matcher and small talk alike
 def normalize(text: str) -> str:
     """Fold case, width and punctuation away; idempotent; never raises on any str."""
@@ -83,6 +88,8 @@ def normalize(text: str) -> str:
         if cleaned == text:
             break
         text = cleaned
+        if _SETTLED.fullmatch(text):
+            break
     return text
 
 

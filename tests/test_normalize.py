@@ -227,3 +227,15 @@ def test_tokens_and_transliteration_never_raise(text: str) -> None:
 @given(st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz "), max_size=80))
 def test_transliteration_leaves_no_latin_letters(text: str) -> None:
     assert not has_latin(latin_to_cyrillic(text))
+
+
+def test_settled_text_is_a_fixed_point_of_one_pass() -> None:
+    """Every character the fast path trusts goes through a full pass unchanged, alone and in words."""
+    from bot.normalize import _SETTLED
+
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789абвгдежзийклмнопрстуфхцчшщъыьэюяәғқңөұүһіїєґў"
+    for ch in letters:
+        assert _SETTLED.fullmatch(ch)
+        for text in (ch, f"{ch}{ch} {ch}", f"x{ch}y z"):
+            assert normalize.__wrapped__(text) == text, text
+    assert not _SETTLED.fullmatch("a  b") and not _SETTLED.fullmatch(" a") and not _SETTLED.fullmatch("ё")
