@@ -71,6 +71,9 @@ class Knowledge:
     index: Index
     texts: Texts
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # placeholders per language
+    # texts filled once per version and language (a reply uses half a dozen): only this version's
+    # own texts are kept, so it cannot grow beyond them
+    _filled: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, config: Config, faq: FAQ) -> Knowledge:
@@ -83,9 +86,18 @@ class Knowledge:
 
     def t(self, key: str, lang: str, **extra: str) -> str:
         """A UI text with every placeholder filled."""
+        if not extra:
+            return self.filled(self.texts.get(key, lang), lang)
         values = dict(self.values.get(lang, {}))
         values.update(extra)
         return fill(self.texts.get(key, lang), values)
+
+    def filled(self, template: str, lang: str) -> str:
+        """A text of this version (UI text, answer, link) with its placeholders filled, once."""
+        hit = self._filled.get((template, lang))
+        if hit is None:
+            hit = self._filled[(template, lang)] = fill(template, self.values.get(lang, {}))
+        return hit
 
     def lang(self, lang: str | None) -> str:
         return lang if lang in self.config.languages else self.config.default_language
@@ -124,9 +136,9 @@ def entry_reply(
     if entry is None:
         return entry_gone(k, lang)
     block = entry.langs[lang]
-    text = fill(block.answer, k.values[lang])
+    text = k.filled(block.answer, lang)
     if entry.link:
-        text += f"\n\n{k.t('more_link', lang)} {fill(entry.link, k.values[lang])}"
+        text += f"\n\n{k.t('more_link', lang)} {k.filled(entry.link, lang)}"
     if header:
         text = f"{header}\n\n{text}"
     rows: list[tuple[Button, ...]] = []
