@@ -187,12 +187,18 @@ _KK_SUFFIXES = sorted(
 )
 
 
+# the same suffixes by their last letter (longest first, as above): a word is tried only against those
+_KK_BY_LAST: dict[str, tuple[str, ...]] = {
+    last: tuple(s for s in _KK_SUFFIXES if s[-1] == last) for last in {s[-1] for s in _KK_SUFFIXES}
+}
+
+
 @lru_cache(maxsize=65_536)
 def kazakh_stem(word: str) -> str:
     """Strip stacked Kazakh endings (at most three) and undo к→г / п→б voicing before them."""
     stem = word
     for _ in range(3):
-        for suffix in _KK_SUFFIXES:
+        for suffix in _KK_BY_LAST.get(stem[-1:], ()):
             if stem.endswith(suffix) and len(stem) - len(suffix) >= 4:
                 stem = stem[: -len(suffix)]
                 break

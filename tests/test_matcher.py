@@ -168,6 +168,26 @@ def test_kazakh_stem_strips_stacked_endings() -> None:
     assert kazakh_stem("кужат") == "кужат"  # too short to strip
 
 
+def _stem_trying_every_suffix(word: str) -> str:
+    """kazakh_stem as first written: every suffix tried, longest first (the reference)."""
+    stem = word
+    for _ in range(3):
+        for suffix in matcher._KK_SUFFIXES:
+            if stem.endswith(suffix) and len(stem) - len(suffix) >= 4:
+                stem = stem[: -len(suffix)]
+                break
+        else:
+            break
+    if stem != word and stem[-1:] in ("г", "б"):
+        stem = stem[:-1] + {"г": "к", "б": "п"}[stem[-1]]
+    return stem
+
+
+@given(st.text(alphabet="абвгдеикмнлрстыюяшзпа", max_size=16))
+def test_kazakh_stem_tries_only_suffixes_with_the_words_last_letter_and_loses_nothing(word: str) -> None:
+    assert kazakh_stem.__wrapped__(word) == _stem_trying_every_suffix(word)
+
+
 folded_words = st.text(alphabet=st.sampled_from("абвгдежзиклмнопрстуфхцчшыэюяaeiouy"), max_size=14)
 
 
