@@ -545,12 +545,12 @@ class Index:
         English or Russian typed in Latin ("status", "poluchit"), so it is also read transliterated,
         and each word counts as whichever reading the FAQ knows better. The reading the n-gram blend
         uses comes first. A word that is a stopword in either reading is dropped ("kak", "the")."""
+        stop = self._stop
+        words = [t for t in dict.fromkeys(tokens(norm)) if t not in stop and len(t) >= 2]
+        if not has_latin(norm):
+            return [(t,) for t in words]
         out: list[tuple[str, ...]] = []
-        seen: set[str] = set()
-        for t in tokens(norm):
-            if t in seen or t in self._stop or len(t) < 2:
-                continue
-            seen.add(t)
+        for t in words:
             if not has_latin(t):
                 out.append((t,))
                 continue
