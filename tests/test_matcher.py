@@ -270,86 +270,66 @@ def test_each_latin_word_is_read_as_english_and_as_transliterated_russian(knowle
 # ---------------------------------------------------------------- large FAQs (numpy arrays)
 
 
+def _index_built_with(knowledge: Knowledge, **flags: int | bool) -> Index:
+    """The shipped FAQ indexed with some of matcher's module switches set otherwise."""
+    saved = {name: getattr(matcher, name) for name in flags}
+    for name, value in flags.items():
+        setattr(matcher, name, value)
+    try:
+        return Index(knowledge.faq)
+    finally:
+        for name, value in saved.items():
+            setattr(matcher, name, value)
+
+
 @pytest.fixture(scope="module")
 def array_index(knowledge: Knowledge) -> Index:
     """The shipped FAQ indexed as a large one would be (the numpy path forced on)."""
-    saved = matcher.LARGE_FAQ
-    matcher.LARGE_FAQ = 1
-    try:
-        index = Index(knowledge.faq)
-    finally:
-        matcher.LARGE_FAQ = saved
+    index = _index_built_with(knowledge, LARGE_FAQ=1)
     assert index._arrays is not None and index._large and not knowledge.index._large
     index._arrays.head = 3  # the best 3 sorted first, the rest when reached: both parts are exercised
     return index
 
 
-def test_the_array_path_ranks_exactly_like_the_dict_path(knowledge: Knowledge, array_index: Index) -> None:
-    items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
-    assert len(items) > 500
-    for item in items:
-        assert array_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
-
-
-@given(junk)
-def test_the_array_path_ranks_arbitrary_text_like_the_dict_path(
-    knowledge: Knowledge, array_index: Index, text: str
-) -> None:
-    assert array_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
-
-
 @pytest.fixture(scope="module")
 def dict_index(knowledge: Knowledge) -> Index:
     """The shipped FAQ with phrase fits on dicts, entry by entry (as when tuning with whole_weight)."""
-    saved = matcher._ARRAY_FITS
-    matcher._ARRAY_FITS = False
-    try:
-        index = Index(knowledge.faq)
-    finally:
-        matcher._ARRAY_FITS = saved
+    index = _index_built_with(knowledge, _ARRAY_FITS=False)
     assert index._arrays is None and knowledge.index._arrays is not None
     return index
-
-
-def test_phrase_fits_on_arrays_rank_exactly_like_the_dicts(knowledge: Knowledge, dict_index: Index) -> None:
-    items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
-    assert len(items) > 500
-    for item in items:
-        assert dict_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
-
-
-@given(junk)
-def test_phrase_fits_on_arrays_rank_arbitrary_text_like_the_dicts(
-    knowledge: Knowledge, dict_index: Index, text: str
-) -> None:
-    assert dict_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
 
 
 @pytest.fixture(scope="module")
 def dict_blend_index(knowledge: Knowledge) -> Index:
     """The shipped FAQ with the n-gram blend on dicts, as a FAQ too large for the gram matrix has it."""
-    saved = matcher._DENSE_CELLS
-    matcher._DENSE_CELLS = 0
-    try:
-        index = Index(knowledge.faq)
-    finally:
-        matcher._DENSE_CELLS = saved
+    index = _index_built_with(knowledge, _DENSE_CELLS=0)
     assert index._gram_matrix is None and knowledge.index._gram_matrix is not None
     return index
 
 
-def test_the_gram_matrix_blends_like_the_dicts(knowledge: Knowledge, dict_blend_index: Index) -> None:
+# each other way of computing the same thing: the large FAQ's arrays, phrase fits entry by entry on
+# dicts, and the n-gram blend on dicts must rank exactly as the shipped FAQ's own index does
+OTHER_PATHS = ["array_index", "dict_index", "dict_blend_index"]
+
+
+@pytest.mark.parametrize("other", OTHER_PATHS)
+def test_every_path_ranks_the_eval_messages_exactly_alike(
+    knowledge: Knowledge, other: str, request: pytest.FixtureRequest
+) -> None:
+    index: Index = request.getfixturevalue(other)
     items = parse_items(read_yaml(DATA / "eval_holdout.yaml")) + parse_items(read_yaml(DATA / "eval_blind.yaml"))
     assert len(items) > 500
     for item in items:
-        assert dict_blend_index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
+        assert index.match(item.q, limit=6) == knowledge.index.match(item.q, limit=6), item.q
 
 
 @given(junk)
-def test_the_gram_matrix_blends_arbitrary_text_like_the_dicts(
-    knowledge: Knowledge, dict_blend_index: Index, text: str
+def test_every_path_ranks_arbitrary_text_alike(
+    knowledge: Knowledge, array_index: Index, dict_index: Index, dict_blend_index: Index, text: str
 ) -> None:
-    assert dict_blend_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
+    expected = knowledge.index.match(text, limit=6)
+    for index in (array_index, dict_index, dict_blend_index):
+        assert index.match(text, limit=6) == expected
 
 
 def test_a_gram_repeated_64_times_or_more_weighs_as_in_the_dicts(knowledge: Knowledge, dict_blend_index: Index) -> None:
