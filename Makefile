@@ -53,7 +53,7 @@ eval: $(STAMP)
 	$(PY) -m bot eval tests/data/eval_blind.yaml --misses 0
 
 # Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
-# and written to bench/results/ (latest.json, latest.txt). About 4-5 minutes on 2 cores.
+# and written to bench/results/ (latest.json, latest.txt). About 2-2½ minutes on 2 cores.
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/run_all.py
 
