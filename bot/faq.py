@@ -89,6 +89,8 @@ def placeholder_values(config: Config, lang: str, hotline_missing: str = "") -> 
         hotline = "; ".join(f"{item.label.get(lang, '')}: {item.value}" for item in c.hotline)
     else:
         hotline = hotline_missing or c.help_site
+    # {hotline_line}: one "• label: number" line per hotline, or nothing at all while none is set
+    hotline_line = "\n".join(f"• {item.label.get(lang, '')}: {item.value}" for item in c.hotline)
     offices = "\n".join(f"• {o.city.get(lang, '')}: {o.address.get(lang, '')}" for o in c.asylum_offices)
     return {
         "help_site": c.help_site,
@@ -98,6 +100,7 @@ def placeholder_values(config: Config, lang: str, hotline_missing: str = "") -> 
         "office_phones": ", ".join(office.phones),
         "office_hours": f"{days} {office.hours.open}–{office.hours.close} ({zone})",
         "hotline": hotline,
+        "hotline_line": hotline_line,
         "emergency": c.emergency["general"],
         "police": c.emergency["police"],
         "ambulance": c.emergency["ambulance"],
@@ -119,6 +122,7 @@ PLACEHOLDERS = frozenset(
         "office_phones",
         "office_hours",
         "hotline",
+        "hotline_line",
         "emergency",
         "police",
         "ambulance",
@@ -149,8 +153,17 @@ def _days_text(days: tuple[str, ...], lang: str) -> str:
     return ", ".join(names[i] for i in idx)
 
 
+# A placeholder alone on its line: when its value is empty the whole line goes, so an unset contact
+# (the hotline before launch) leaves no "Hotline:" label and no blank gap behind.
+_LINE_PLACEHOLDER_RE = re.compile(r"^[ \t]*\{([^{}\s]*)\}[ \t]*(?:\n|$)", re.MULTILINE)
+
+
 def fill(text: str, values: Mapping[str, str]) -> str:
-    """Replace {name} placeholders; unknown ones are left visible (check reports them)."""
+    """Replace {name} placeholders; unknown ones are left visible (check reports them). A line that
+    holds only a placeholder whose value is empty is removed."""
+    if "}" not in text:
+        return text
+    text = _LINE_PLACEHOLDER_RE.sub(lambda m: m.group(0) if values.get(m.group(1), "x") else "", text)
     return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 

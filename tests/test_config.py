@@ -148,9 +148,20 @@ def test_filled_hotline_gives_no_warning_and_fills_the_placeholder(content_copy:
     config_warnings(config, p)
     assert p.items == []
     assert placeholder_values(config, "en")["hotline"] == "Hotline: +7 700 000 00 00"
+    assert placeholder_values(config, "en")["hotline_line"] == "• Hotline: +7 700 000 00 00"
     result = cli("check", "--config", "config.yaml", cwd=content_copy.root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "contacts.hotline is empty" not in result.stdout
+
+
+def test_a_line_holding_only_an_empty_placeholder_is_removed() -> None:
+    from bot.faq import fill
+
+    text = "Contacts:\n{hotline_line}\n• Office: {office_phones}\n  {hotline_line}"
+    assert fill(text, {"hotline_line": "", "office_phones": "1"}) == "Contacts:\n• Office: 1\n"
+    assert fill(text, {"hotline_line": "• H: 2", "office_phones": "1"}) == "Contacts:\n• H: 2\n• Office: 1\n  • H: 2"
+    # a placeholder inside a sentence stays a placeholder substitution, whatever its value
+    assert fill("call {hotline_line} now", {"hotline_line": ""}) == "call  now"
 
 
 def test_the_database_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
