@@ -1,0 +1,1 @@
+"""Understanding a message, one stage per module (see README "How it works")."""

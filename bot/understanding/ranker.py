@@ -1,0 +1,298 @@
+"""The learned ranker: which FAQ entry a message is about, by a linear model over character and word
+n-grams, trained on every phrasing of the FAQ (questions, keywords, titles; every language together)
+and on noisy copies of them typed as people type (bot/understanding/augment.py).
+
+- Features: the message normalised and folded as the matcher sees it (bot/normalize.py); a text
+  with Latin letters is read twice, as written and transliterated ("kak podat" -> "как подат").
+  Character 2-5-grams of each word with its edges (" бе", "нец "), word unigrams and bigrams; TF-IDF
+  with a sublinear count, each block scaled to unit length. The asking part of a long message
+  weighs more than its story (bot/understanding/asking.py).
+- Model: scikit-learn's LinearSVC, one-vs-rest (trained when the FAQ is loaded: `train`).
+- Serving: plain numpy arrays (vocabulary, IDF, weights, intercepts), so a model can be cached as
+  arrays and served without importing scikit-learn; `Ranker.scores` is one gather and one sum.
+
+A FAQ with more than MAX_ENTRIES entries gets no learned ranker (a one-vs-rest model of thousands of
+classes takes too long to train while loading); the matcher then ranks alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from bot.faq import FAQ
+from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
+from bot.understanding import augment
+from bot.understanding.asking import weighted_parts
+
+# bump when features, augmentation or training change: a cached model of another version is retrained
+CODE_VERSION = "ranker-1"
+MAX_ENTRIES = 1_500
+NOISY_COPIES = 3  # noisy copies of every question and title (keywords get one)
+C = 0.5  # LinearSVC regularisation (smaller = smoother)
+CHAR_WEIGHT = 1.0  # the two blocks' weights in the final vector
+WORD_WEIGHT = 0.7
+SEED = 12
+
+
+@lru_cache(maxsize=65_536)
+def _word_grams(word: str) -> tuple[str, ...]:
+    w = f" {word} "
+    return tuple(w[i : i + n] for n in (2, 3, 4, 5) for i in range(len(w) - n + 1))
+
+
+def _readings(text: str) -> list[list[str]]:
+    """The text's folded words, and a second reading with Latin words transliterated."""
+    norm = normalize(text)
+    words = tokens(norm)
+    if not words:
+        return []
+    out = [words]
+    if has_latin(norm):
+        translit = tokens(latin_to_cyrillic(norm))
+        if translit != words:
+            out.append(translit)
+    return out
+
+
+def raw_features(text: str) -> tuple[Counter[str], Counter[str]]:
+    """(character grams, words and word pairs) of a message with their weighted counts."""
+    chars: Counter[str] = Counter()
+    words: Counter[str] = Counter()
+    for part, weight in weighted_parts(text):
+        for seq in _readings(part):
+            for w in seq:
+                for g in _word_grams(w):
+                    chars[g] += weight
+                words[w] += weight
+            for a, b in zip(seq, seq[1:], strict=False):
+                words[f"{a} {b}"] += weight
+    return chars, words
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    original: tuple[bool, ...]  # written by staff (True) or a noisy copy (False)
+
+    def digest(self) -> str:
+        h = hashlib.sha256(CODE_VERSION.encode())
+        h.update(repr((C, CHAR_WEIGHT, WORD_WEIGHT, NOISY_COPIES, SEED)).encode())
+        for text, label in zip(self.texts, self.labels, strict=True):
+            h.update(f"{label}\t{text}\n".encode())
+        return h.hexdigest()
+
+
+def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
+    """(entry id, kind, text) of every title, question and keyword, every language, in file order."""
+    out: list[tuple[str, str, str]] = []
+    for entry in faq.entries.values():
+        for block in entry.langs.values():
+            out.append((entry.id, "title", block.title))
+            out.extend((entry.id, "question", q) for q in block.questions)
+            out.extend((entry.id, "keyword", k) for k in block.keywords)
+    return out
+
+
+def training_data(items: Iterable[tuple[str, str, str]], seed: int = SEED, copies: int = NOISY_COPIES) -> TrainingData:
+    """The phrasings and their noisy copies (deterministic for a seed)."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    labels: list[str] = []
+    original: list[bool] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(entry_id: str, text: str, orig: bool) -> None:
+        key = (entry_id, text)
+        if text.strip() and key not in seen:
+            seen.add(key)
+            texts.append(text)
+            labels.append(entry_id)
+            original.append(orig)
+
+    for entry_id, kind, text in items:
+        add(entry_id, text, True)
+        for v in augment.variants(text, rng, copies if kind != "keyword" else 1):
+            add(entry_id, v, False)
+    return TrainingData(tuple(texts), tuple(labels), tuple(original))
+
+
+@dataclass(frozen=True)
+class RankerModel:
+    """The trained model as plain arrays (what a cache stores)."""
+
+    classes: tuple[str, ...]
+    vocab: Mapping[str, int]  # feature -> column; character grams first, then words ("w " prefix)
+    n_chars: int  # columns below this are character grams
+    idf: Any  # float32 [features]
+    weights: Any  # float32 [features, classes]
+    intercept: Any  # float32 [classes]
+    digest: str  # of the training data and the code version
+
+    def arrays(self) -> dict[str, Any]:
+        names = sorted(self.vocab, key=self.vocab.__getitem__)
+        return {
+            "classes": np.frombuffer("\n".join(self.classes).encode(), dtype=np.uint8),
+            "vocab": np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
+            "n_chars": np.array([self.n_chars], dtype=np.int64),
+            "idf": self.idf,
+            "weights": self.weights,
+            "intercept": self.intercept,
+            "digest": np.frombuffer(self.digest.encode(), dtype=np.uint8),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> RankerModel:
+        """The model back from `arrays()`; raises ValueError when they do not fit together."""
+        classes = tuple(bytes(arrays["classes"]).decode().split("\n"))
+        names = bytes(arrays["vocab"]).decode().split("\n")
+        idf = np.asarray(arrays["idf"], dtype=np.float32)
+        weights = np.asarray(arrays["weights"], dtype=np.float32)
+        intercept = np.asarray(arrays["intercept"], dtype=np.float32)
+        n_chars = int(np.asarray(arrays["n_chars"]).reshape(-1)[0])
+        if weights.shape != (len(names), len(classes)) or idf.shape != (len(names),):
+            raise ValueError("ranker arrays of different sizes")
+        if intercept.shape != (len(classes),) or not 0 <= n_chars <= len(names):
+            raise ValueError("ranker arrays of different sizes")
+        if not (np.isfinite(weights).all() and np.isfinite(idf).all() and np.isfinite(intercept).all()):
+            raise ValueError("ranker arrays hold non-finite numbers")
+        vocab = {name: i for i, name in enumerate(names)}
+        if len(vocab) != len(names):
+            raise ValueError("ranker vocabulary has duplicates")
+        digest = bytes(arrays["digest"]).decode()
+        return cls(classes, vocab, n_chars, idf, weights, intercept, digest)
+
+
+def _vector(
+    model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counter[str], words: Counter[str]
+) -> tuple[list[int], Any]:
+    """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
+    cols: list[int] = []
+    vals: list[float] = []
+    for counts, prefix, block_weight in ((chars, "", CHAR_WEIGHT), (words, "w ", WORD_WEIGHT)):
+        start = len(cols)
+        for feat, count in counts.items():
+            col = model_vocab.get(prefix + feat if prefix else feat)
+            if col is not None and count > 0:
+                cols.append(col)
+                vals.append((1.0 + math.log(count)) if count >= 1 else count)
+        if len(cols) > start:
+            block = np.array(vals[start:], dtype=np.float32) * idf[cols[start:]]
+            norm = float(np.sqrt(block @ block)) or 1.0
+            vals[start:] = (block * (block_weight / norm)).tolist()
+    return cols, np.array(vals, dtype=np.float32)
+
+
+class Ranker:
+    """Serves a RankerModel: scores of every entry for a message (numpy only)."""
+
+    def __init__(self, model: RankerModel) -> None:
+        self.model = model
+        self.classes = model.classes
+        self._number = {e: i for i, e in enumerate(model.classes)}
+
+    def scores(self, text: str) -> Any:
+        """Decision values (float32, one per entry in `classes` order); the intercepts for an empty text."""
+        m = self.model
+        chars, words = raw_features(text)
+        cols, vals = _vector(m.vocab, m.n_chars, m.idf, chars, words)
+        if not cols:
+            return m.intercept.copy()
+        out: Any = vals @ m.weights[cols] + m.intercept
+        return out
+
+    def rank(self, text: str, limit: int = 5) -> list[tuple[str, float]]:
+        """The `limit` best entries with their decision values, best first (ties by entry order)."""
+        s = self.scores(text)
+        order = np.argsort(-s, kind="stable")[:limit]
+        return [(self.classes[i], float(s[i])) for i in order]
+
+
+def build_vocab(samples: list[tuple[Counter[str], Counter[str]]], min_df: int = 2) -> tuple[dict[str, int], int]:
+    """Columns for the features seen in at least `min_df` texts (character grams first)."""
+    char_df: Counter[str] = Counter()
+    word_df: Counter[str] = Counter()
+    for chars, words in samples:
+        char_df.update(chars.keys())
+        word_df.update(words.keys())
+    char_names = sorted(g for g, c in char_df.items() if c >= min_df)
+    word_names = sorted("w " + w for w, c in word_df.items() if c >= min_df)
+    vocab = {name: i for i, name in enumerate(char_names + word_names)}
+    return vocab, len(char_names)
+
+
+def _matrix(rows: list[tuple[list[int], list[float]]], idf: Any, n_chars: int, n_features: int) -> Any:
+    """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised)."""
+    from scipy.sparse import csr_matrix
+
+    lengths = [len(cols) for cols, _ in rows]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices = np.fromiter((c for cols, _ in rows for c in cols), dtype=np.int64, count=int(indptr[-1]))
+    counts = np.fromiter((v for _, vals in rows for v in vals), dtype=np.float64, count=int(indptr[-1]))
+    tf = np.where(counts >= 1, 1.0 + np.log(np.maximum(counts, 1e-12)), counts)
+    values = tf * idf[indices]
+    row_of = np.repeat(np.arange(len(rows)), lengths)
+    is_word = indices >= n_chars
+    # each block of each row to unit length, then scaled by the block's weight
+    key = row_of * 2 + is_word
+    sq = np.bincount(key, weights=values * values, minlength=len(rows) * 2)
+    norm = np.sqrt(sq[key])
+    norm[norm == 0] = 1.0
+    values = values / norm * np.where(is_word, WORD_WEIGHT, CHAR_WEIGHT)
+    return csr_matrix((values, indices, indptr), shape=(len(rows), n_features))
+
+
+def _linear_svc() -> Any:
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(C=C, loss="squared_hinge", dual=True, max_iter=5000, random_state=SEED)
+
+
+def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> RankerModel:
+    """Fit the model (scikit-learn is imported here only: serving never needs it). `classifier` makes
+    the linear model (anything with fit, coef_ and intercept_)."""
+
+    samples = [raw_features(t) for t in data.texts]
+    vocab, n_chars = build_vocab(samples)
+    n = len(samples)
+    df = np.zeros(len(vocab), dtype=np.float64)
+    rows: list[tuple[list[int], list[float]]] = []
+    for chars, words in samples:
+        cols: list[int] = []
+        counts: list[float] = []
+        for counter, prefix in ((chars, ""), (words, "w ")):
+            for feat, count in counter.items():
+                col = vocab.get(prefix + feat if prefix else feat)
+                if col is not None:
+                    cols.append(col)
+                    counts.append(count)
+        rows.append((cols, counts))
+        df[cols] += 1
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    x = _matrix(rows, idf, n_chars, len(vocab))
+    classes = sorted(set(data.labels))
+    if len(classes) < 2:
+        raise ValueError("the ranker needs at least two entries to tell apart")
+    number = {c: i for i, c in enumerate(classes)}
+    y = np.array([number[label] for label in data.labels])
+    clf = classifier()
+    clf.fit(x, y)
+    weights = np.ascontiguousarray(clf.coef_.T, dtype=np.float32)
+    intercept = np.asarray(clf.intercept_, dtype=np.float32)
+    return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
+
+
+def per_class(data: TrainingData) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for label in data.labels:
+        counts[label] += 1
+    return dict(counts)
