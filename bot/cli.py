@@ -51,13 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--lang", default=None, help="start in this language (default: ask)")
 
-    p = sub.add_parser("eval", help="matcher accuracy on a labelled YAML file of {q, expect} items")
+    p = sub.add_parser("eval", help="accuracy on a labelled YAML file of {q, expect[, lang, kind]} items")
     _common(p)
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--misses", type=int, default=40, help="how many misses to list (default 40)")
-    p.add_argument("--min-top1", type=float, default=None, help="exit 1 when top-1 is below this")
+    p.add_argument("--min-top1", type=float, default=None, help="exit 1 when shown-first is below this")
     p.add_argument("--min-rejection", type=float, default=None, help="exit 1 when off-topic rejection is below")
+    p.add_argument(
+        "--engine",
+        choices=["combined", "matcher", "ranker"],
+        default="combined",
+        help="what decides: the bot's combination (default), or the matcher or the learned ranker alone",
+    )
     p = sub.add_parser("report", help="usage report: rates by day and language, feedback, unanswered questions")
     _common(p)
     p.add_argument("--days", type=int, default=30, help="the last N days, today included (default 30)")
@@ -198,7 +204,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bot.evaluation import evaluate, parse_items, unknown_ids
+    from bot.evaluation import evaluate, parse_items, unknown_ids, with_engine
 
     loaded = _load(args)
     if loaded is None:
@@ -213,23 +219,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if missing:
         print(f"{args.file}: expected ids not in the FAQ: {', '.join(missing)}", file=sys.stderr)
         return 2
-    report = evaluate(k, items)
+    report = evaluate(with_engine(k, args.engine), items)
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         o = result["overall"]
-        print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages")
-        print(f"  top-1 {o['top1']}  top-3 {o['top3']}  off-topic rejection {o['rejection']}")
-        print(
-            f"  answered directly {o['direct']} (right {o['direct_precision']}); "
-            f"strict top-1 (direct and right) {o['strict_top1']}"
-        )
-        for lang, t in result["per_lang"].items():
+        print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages ({args.engine})")
+        print(f"  {'':14} {'strict top-1':>12} {'shown-first':>11} {'top-3':>6} {'direct':>6} {'precision':>9}"
+              f" {'rejection':>9}   n")
+        rows = [("overall", o)]
+        rows += [(f"lang {lang}", t) for lang, t in result["per_lang"].items()]
+        rows += [(f"kind {kind}", t) for kind, t in result["per_kind"].items()]
+        for name, t in rows:
             print(
-                f"  {lang:7} top-1 {t['top1']}  top-3 {t['top3']}  rejection {t['rejection']}"
-                f"  (n={t['in_scope']}+{t['off_scope']})"
+                f"  {name:14} {_fig(t['strict_top1']):>12} {_fig(t['shown_first']):>11} {_fig(t['top3']):>6}"
+                f" {_fig(t['direct']):>6} {_fig(t['direct_precision']):>9} {_fig(t['rejection']):>9}"
+                f"   {t['in_scope']}+{t['off_scope']}"
             )
+        print(
+            "  strict top-1: answered directly and right; shown-first: the direct answer or the first"
+            ' "did you mean" is right; precision: of the direct answers; rejection: of the off-topic messages'
+        )
         if args.misses:
             print(f"misses ({len(report.misses)}):")
             for m in report.misses[: args.misses]:
@@ -238,10 +249,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     f"got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}"
                 )
     overall = result["overall"]
-    failed = (args.min_top1 is not None and (overall["top1"] or 0) < args.min_top1) or (
+    failed = (args.min_top1 is not None and (overall["shown_first"] or 0) < args.min_top1) or (
         args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection
     )
     return 1 if failed else 0
+
+
+def _fig(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _write(text: str, out: Path | None) -> int:

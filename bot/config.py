@@ -40,6 +40,7 @@ class MatcherConfig:
 class StorageConfig:
     database: str = "komek.sqlite3"
     retention_days: int = 90
+    model_cache: str = ""  # folder for the trained ranker's arrays; "" = `komek-cache` beside the database
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
     storage = StorageConfig(
         database=r.text(s, "database", "komek.sqlite3"),
         retention_days=r.integer(s, "retention_days", 90, 1, 3650),
+        model_cache=r.text(s, "model_cache", ""),
     )
 
     t = r.section(data, "telegram", required=False)
@@ -372,3 +374,14 @@ def database_path(environ: Mapping[str, str], configured: str, config_dir: Path)
     manager's) still finds its data. The bot and the staff report must agree on it."""
     from_env = environ.get("KOMEK_DB", "").strip()
     return Path(from_env) if from_env else config_dir / configured
+
+
+def model_cache_path(environ: Mapping[str, str], storage: StorageConfig, config_dir: Path) -> Path:
+    """The folder for the trained ranker's arrays: KOMEK_MODEL_CACHE when set, else config.yaml's
+    storage.model_cache (relative to config.yaml's folder), else `komek-cache` beside the database."""
+    from_env = environ.get("KOMEK_MODEL_CACHE", "").strip()
+    if from_env:
+        return Path(from_env)
+    if storage.model_cache:
+        return config_dir / storage.model_cache
+    return database_path(environ, storage.database, config_dir).parent / "komek-cache"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.config import Config
@@ -18,6 +19,8 @@ from bot.lexicon import lexicon
 from bot.matcher import Candidate, Index
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
 from bot.safety import Alarm, detect
+from bot.understanding import ranker
+from bot.understanding.pipeline import Understanding, understand
 
 TELEGRAM_LIMIT = 4096
 LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English"}
@@ -70,19 +73,26 @@ class Knowledge:
     faq: FAQ
     index: Index
     texts: Texts
+    understanding: Understanding
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # placeholders per language
     # texts filled once per version and language (a reply uses half a dozen): only this version's
     # own texts are kept, so it cannot grow beyond them
     _filled: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, config: Config, faq: FAQ) -> Knowledge:
+    def build(cls, config: Config, faq: FAQ, model: ranker.RankerModel | None | Literal["train"] = "train") -> Knowledge:
+        """Everything for one FAQ version. `model`: the learned ranker's (trained here by default;
+        None: the matcher decides alone)."""
         texts = Texts(faq.ui, config.default_language)
         values: dict[str, dict[str, str]] = {}
         for lang in config.languages:
             missing = fill(texts.get("hotline_missing", lang), placeholder_values(config, lang))
             values[lang] = placeholder_values(config, lang, missing)
-        return cls(config=config, faq=faq, index=Index(faq), texts=texts, values=values)
+        if model == "train":
+            model = ranker.build(faq)
+        index = Index(faq)
+        understanding = Understanding.of(index, ranker.Ranker(model) if model is not None else None)
+        return cls(config=config, faq=faq, index=index, texts=texts, understanding=understanding, values=values)
 
     def t(self, key: str, lang: str, **extra: str) -> str:
         """A UI text with every placeholder filled."""
@@ -279,7 +289,6 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
         return fallback_reply(k, lang, key="empty_message")
     candidates = tuple(k.index.match(text, limit=max(5, mc.max_suggestions + 1)))
     top = candidates[0] if candidates else None
-    second = candidates[1] if len(candidates) > 1 else None
     if alarm is not None:
         entry_id, score = _urgent_entry(k, alarm, top, mc.answer_threshold)
         entry = k.faq.entries.get(entry_id)
@@ -294,18 +303,12 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
             header="" if leads else k.t("urgent_header", lang),
             candidates=candidates,
         )
-    long_and_on_topic = top is not None and top.evidence >= mc.suggest_evidence and top.fit >= mc.suggest_evidence_fit
-    if top is None or (top.score < mc.suggest_threshold and not long_and_on_topic):
+    decision = understand(k.understanding, text, mc, candidates)
+    if decision.kind == ANSWER and decision.entry_id is not None:
+        return entry_reply(k, decision.entry_id, lang, score=decision.confidence, candidates=candidates)
+    if decision.kind != SUGGEST or not decision.suggestions:
         return fallback_reply(k, lang, candidates=candidates)
-    if (
-        top.score >= mc.answer_threshold
-        and top.coverage >= mc.min_coverage
-        and (second is None or top.score - second.score >= mc.margin)
-    ):
-        return entry_reply(k, top.entry_id, lang, score=top.score, candidates=candidates)
-    # a long message let through on its evidence: only the entries about as good as the top
-    floor = max(mc.suggest_threshold, top.score - 0.25) if top.score >= mc.suggest_threshold else top.score - 0.03
-    picks = [c.entry_id for c in candidates if c.score >= floor][: mc.max_suggestions]
+    picks = [e for e in decision.suggestions if e in k.faq.entries]
     rows: list[tuple[Button, ...]] = [(_entry_button(k, k.faq.entries[e], lang),) for e in picks]
     rows.append(_menu_row(k, lang))
     return Reply(
@@ -313,7 +316,7 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
         text=k.t("did_you_mean", lang),
         lang=lang,
         buttons=tuple(rows),
-        score=top.score,
+        score=decision.confidence,
         suggestions=tuple(picks),
         candidates=candidates,
     )

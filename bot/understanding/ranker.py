@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -291,8 +291,13 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
 
 
-def per_class(data: TrainingData) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for label in data.labels:
-        counts[label] += 1
-    return dict(counts)
+def trainable(faq: FAQ) -> bool:
+    """Does this FAQ get a learned ranker? (two entries at least, MAX_ENTRIES at most)"""
+    return 2 <= len(faq.entries) <= MAX_ENTRIES
+
+
+def build(faq: FAQ) -> RankerModel | None:
+    """The model for a FAQ, trained now; None for a FAQ that gets none (see `trainable`)."""
+    if not trainable(faq):
+        return None
+    return train(training_data(phrasings(faq)))

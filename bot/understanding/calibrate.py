@@ -1,0 +1,260 @@
+"""Calibrate the decision (bot/understanding/decide.py) on training data only, and write calibration.json.
+
+    .venv/bin/python -m bot.understanding.calibrate [--config config.yaml] [--faq faq/] [--folds 5]
+
+Cross-validation on the FAQ: the questions of every entry and language are dealt into folds; for
+each fold the ranker is trained and the matcher's index built on a FAQ without that fold's
+questions, and each held-out question is asked as written, as a noisy copy (typos,
+bot/understanding/augment.py) and inside a short made-up story (a long message). The off-topic
+messages of bot/data/off_topic.yaml (and noisy copies) are asked of every fold as negatives. From
+those rows: the matcher's weight W in the combined ranking (the best held-out top-1), a logistic
+model of "the top entry is right", and the two thresholds:
+- answer_p: the lowest probability at which held-out direct answers are right at least
+  ANSWER_PRECISION of the time (negatives count as wrong answers). Held-out phrasings with two
+  typos and a fifth of the FAQ gone are harder than real messages: 0.80 here has given 0.96-0.98
+  on the development sets (tests/data/eval*.yaml);
+- suggest_p: the highest probability that still shows SHOWN of the right first entries among the
+  held-out messages the gate lets through (the rest of the off-topic work is the gate's).
+Messages the gate (the matcher's verdict) rejects are left out of the fit: they get the fallback.
+No evaluation set (tests/data) is read. Run it again after a large change of the FAQ or the ranker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bot.config import Config, load_config
+from bot.content import resolve_faq_dir
+from bot.faq import FAQ, load_faq
+from bot.matcher import Index
+from bot.normalize import normalize
+from bot.problems import ContentError, Problems
+from bot.understanding import augment
+from bot.understanding import ranker as rk
+from bot.understanding.decide import (
+    CALIBRATION_FILE,
+    FEATURES,
+    Calibration,
+    combined_ranking,
+    features,
+)
+from bot.understanding.gate import FALLBACK, Verdict, verdict
+
+ANSWER_PRECISION = 0.80
+SHOWN = 0.98
+WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+OFF_TOPIC_FILE = Path(__file__).resolve().parent.parent / "data" / "off_topic.yaml"
+
+# made-up openings of a worried message, to ask a held-out question inside a story
+STORIES = {
+    "ru": (
+        "здравствуйте, мы с семьей приехали месяц назад, живем у знакомых, денег мало, очень переживаю.",
+        "добрый день. я тут уже полгода, работал на стройке, теперь не знаю что делать.",
+    ),
+    "kk": (
+        "сәлеметсіз бе, біз отбасымызбен бір ай бұрын келдік, таныстарда тұрып жатырмыз, қатты уайымдаймын.",
+        "қайырлы күн. мен мұнда жарты жыл болдым, құрылыста жұмыс істедім, енді не істерімді білмеймін.",
+    ),
+    "en": (
+        "hello, my family and i arrived a month ago, we stay with friends, we have little money and i am worried.",
+        "good day. i have been here for half a year, i worked on a building site and now i do not know what to do.",
+    ),
+}
+
+
+@dataclasses.dataclass
+class Row:
+    ranker_scores: list[tuple[str, float]]
+    verdict: Verdict
+    words: int
+    expect: str | None
+
+
+def _without(faq: FAQ, held: set[tuple[str, str, int]]) -> FAQ:
+    entries = {}
+    for e in faq.entries.values():
+        langs = {
+            lang: dataclasses.replace(
+                b, questions=tuple(q for i, q in enumerate(b.questions) if (e.id, lang, i) not in held)
+            )
+            for lang, b in e.langs.items()
+        }
+        entries[e.id] = dataclasses.replace(e, langs=langs)
+    return dataclasses.replace(faq, entries=entries)
+
+
+def _off_topic() -> list[str]:
+    raw = yaml.safe_load(OFF_TOPIC_FILE.read_text("utf-8"))
+    return [str(text) for texts in raw.values() for text in texts]
+
+
+def collect(faq: FAQ, config: Config, folds: int, seed: int = 7) -> list[Row]:
+    rng = random.Random(seed)
+    mc = config.matcher
+    questions = [
+        (e.id, lang, i, q) for e in faq.entries.values() for lang, b in e.langs.items() for i, q in enumerate(b.questions)
+    ]
+    order = list(range(len(questions)))
+    rng.shuffle(order)
+    fold_of = {questions[j][:3]: n % folds for n, j in enumerate(order)}
+    negatives = _off_topic()
+    rows: list[Row] = []
+    for f in range(folds):
+        t0 = time.perf_counter()
+        held = {key for key, v in fold_of.items() if v == f}
+        part = _without(faq, held)
+        index = Index(part)
+        ranker = rk.Ranker(rk.train(rk.training_data(rk.phrasings(part))))
+        asks: list[tuple[str, str | None]] = []
+        for entry_id, lang, i, q in questions:
+            if (entry_id, lang, i) not in held:
+                continue
+            asks.append((q, entry_id))
+            asks.append((augment.noisy(q, rng), entry_id))
+            if rng.random() < 0.35:
+                asks.append((f"{rng.choice(STORIES.get(lang, STORIES['en']))} {q}", entry_id))
+        for text in negatives:
+            asks.append((text, None))
+            asks.append((augment.noisy(text, rng), None))
+        for text, expect in asks:
+            if not index.content_terms(text):
+                continue  # small talk or empty: never reaches the decision
+            cands = tuple(index.match(text, limit=max(5, mc.max_suggestions + 1)))
+            scores = ranker.rank(text, limit=len(ranker.classes))
+            rows.append(Row(scores, verdict(cands, mc), len(normalize(text).split()), expect))
+        print(f"fold {f + 1}/{folds}: {len(asks)} messages, {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return rows
+
+
+def _table(rows: Sequence[Row], w: float) -> tuple[Any, Any, Any]:
+    x, right, negative = [], [], []
+    for r in rows:
+        ranking = combined_ranking(r.ranker_scores, r.verdict, w)
+        x.append(features(ranking, r.ranker_scores, r.verdict, r.words))
+        right.append(r.expect is not None and ranking[0][0] == r.expect)
+        negative.append(r.expect is None)
+    return np.array(x), np.array(right), np.array(negative)
+
+
+def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
+    from sklearn.linear_model import LogisticRegression
+
+    everything = rows
+    rows = [r for r in rows if r.verdict.kind != FALLBACK]  # the gate decides those: fallback
+    positives = [r for r in rows if r.expect is not None]
+    top1 = {}
+    for w in WEIGHTS:
+        _, right, _ = _table(positives, w)
+        top1[w] = float(right.mean())
+    best_w = max(WEIGHTS, key=lambda w: (round(top1[w], 3), -w))
+    x, right, negative = _table(rows, best_w)
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(x, right)
+    p = model.predict_proba(x)[:, 1]
+    # answer_p: lowest threshold whose direct answers are right often enough
+    answer_p = 0.99
+    for t in np.arange(0.30, 0.995, 0.01):
+        chosen = p >= t
+        if chosen.sum() and right[chosen].mean() >= ANSWER_PRECISION:
+            answer_p = float(round(t, 2))
+            break
+    # suggest_p: the highest threshold that keeps SHOWN of the held-out messages the gate let through
+    # with their entry shown first
+    pos_right = np.sort(p[~negative & right])[::-1]
+    suggest_p = float(round(pos_right[int(SHOWN * len(pos_right))] - 1e-4, 4)) if len(pos_right) else 0.1
+    suggest_p = max(0.0, min(suggest_p, answer_p))
+    cal = Calibration(best_w, tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]), answer_p, suggest_p)
+    pos = ~negative
+    all_negatives = sum(r.expect is None for r in everything)
+    all_positives = len(everything) - all_negatives
+    report = {
+        "rows": len(everything),
+        "negatives": all_negatives,
+        "past_the_gate": len(rows),
+        "negatives_past_the_gate": int(negative.sum()),
+        "top1_by_weight": top1,
+        "held_out_top1_past_the_gate": float(right[pos].mean()),
+        "held_out_direct": float((p[pos] >= answer_p).sum() / all_positives),
+        "held_out_strict": float(((p >= answer_p) & right)[pos].sum() / all_positives),
+        "held_out_direct_precision": float(right[pos & (p >= answer_p)].mean()),
+        "held_out_shown_first": float(((p >= suggest_p) & right)[pos].sum() / all_positives),
+        "negatives_rejected": float(1 - (p[negative] >= suggest_p).sum() / max(all_negatives, 1)),
+    }
+    report["compared"] = compare(everything, cal)
+    return cal, report
+
+
+def compare(rows: Sequence[Row], cal: Calibration) -> dict[str, dict[str, float]]:
+    """Held-out figures of the matcher alone, the ranker alone (its top entry answered, never
+    rejecting) and the combination, on the same rows (strict top-1, shown-first, rejection)."""
+    from bot.understanding.decide import decide, from_verdict
+
+    out: dict[str, dict[str, float]] = {}
+    positives = [r for r in rows if r.expect is not None]
+    negatives = [r for r in rows if r.expect is None]
+    for name in ("matcher", "ranker", "combined"):
+        strict = shown = rejected = 0
+        for r in rows:
+            if name == "ranker":
+                kind, first = "answer", r.ranker_scores[0][0]
+            else:
+                d = from_verdict(r.verdict) if name == "matcher" else decide(r.ranker_scores, r.verdict, r.words, cal)
+                kind = d.kind
+                first = d.entry_id if d.kind == "answer" else (d.suggestions[0] if d.suggestions else None)
+            if r.expect is None:
+                rejected += kind == FALLBACK
+                continue
+            shown += first == r.expect
+            strict += kind == "answer" and first == r.expect
+        out[name] = {
+            "strict_top1": round(strict / max(len(positives), 1), 4),
+            "shown_first": round(shown / max(len(positives), 1), 4),
+            "rejection": round(rejected / max(len(negatives), 1), 4),
+        }
+    return out
+
+
+def load_content(config_path: Path, faq_dir: Path | None) -> tuple[Config, FAQ]:
+    """config.yaml and the FAQ, checked (without building a Knowledge: that needs a calibration)."""
+    problems = Problems()
+    config = load_config(config_path, problems)
+    faq = load_faq(resolve_faq_dir(config, config_path, faq_dir), config, dt.date.today(), problems)
+    if problems.errors:
+        raise ContentError(problems.errors)
+    return config, faq
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.understanding.calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
+    parser.add_argument("--faq", type=Path, default=None)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=CALIBRATION_FILE)
+    args = parser.parse_args(argv)
+    config, faq = load_content(args.config, args.faq)
+    rows = collect(faq, config, args.folds)
+    cal, report = fit(rows)
+    out = cal.as_dict()
+    out["report"] = report
+    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out}: W={cal.matcher_weight} answer_p={cal.answer_p} suggest_p={cal.suggest_p}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+__all__ = ["FEATURES", "collect", "fit", "main"]

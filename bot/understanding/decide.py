@@ -1,0 +1,172 @@
+"""The decision: answer, "did you mean", or the fallback, from the learned ranking and the lexical verdict.
+
+0. The gate: a message the matcher rejects (its verdict is the fallback) gets the fallback: words
+   the FAQ never uses, or that name other services, are the matcher's strength, and a classifier
+   trained only on in-scope phrasings always finds *some* entry.
+1. Entries are ranked by z = (ranker's decision value) + W x (matcher's score); an entry outside
+   the matcher's candidates gets no matcher score.
+2. A small logistic model turns what the two say about the top entry (its z and its lead over the
+   next, each one's own score and lead, whether they agree, the matcher's verdict and coverage, the
+   length of the message) into the probability that the top entry is right and the message is one the FAQ covers.
+3. At or above `answer_p` the entry is answered; at or above `suggest_p` the best few are offered as
+   "did you mean"; below, the fallback.
+
+W, the logistic weights and the two thresholds are calibrated on training data only, by
+`python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and noisy
+copies of them, plus the off-topic messages of bot/data/off_topic.yaml), never on a user's message,
+and stored in calibration.json beside this file. Pure: no I/O (the calibration is read once at import).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bot.matcher import Candidate
+from bot.understanding.gate import ANSWER, FALLBACK, SUGGEST, Verdict
+
+FEATURES = (
+    "z_top",
+    "z_gap",
+    "ranker_top",
+    "ranker_gap",
+    "matcher_of_pick",
+    "matcher_top",
+    "agrees_with_matcher",
+    "agrees_with_ranker",
+    "verdict_answer",
+    "coverage_of_pick",
+    "coverage_top",
+    "long",
+)
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    matcher_weight: float
+    coef: tuple[float, ...]
+    intercept: float
+    answer_p: float
+    suggest_p: float
+
+    def probability(self, feats: Sequence[float]) -> float:
+        t = self.intercept + sum(c * f for c, f in zip(self.coef, feats, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "matcher_weight": self.matcher_weight,
+            "features": list(FEATURES),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "answer_p": self.answer_p,
+            "suggest_p": self.suggest_p,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Calibration:
+        if list(raw["features"]) != list(FEATURES):
+            raise ValueError("calibration.json was made for other features: run python -m bot.understanding.calibrate")
+        return cls(
+            float(raw["matcher_weight"]),
+            tuple(float(c) for c in raw["coef"]),
+            float(raw["intercept"]),
+            float(raw["answer_p"]),
+            float(raw["suggest_p"]),
+        )
+
+
+@lru_cache(maxsize=1)
+def shipped_calibration() -> Calibration:
+    return Calibration.from_dict(json.loads(CALIBRATION_FILE.read_text("utf-8")))
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str  # ANSWER | SUGGEST | FALLBACK
+    entry_id: str | None  # the entry answered (ANSWER only)
+    suggestions: tuple[str, ...]  # the entries offered (SUGGEST only)
+    confidence: float  # the calibrated probability that the top entry is right
+    ranking: tuple[tuple[str, float], ...]  # the combined ranking (entry, z), best first, a few
+    candidates: tuple[Candidate, ...]  # the matcher's, for explanations
+
+
+def combined_ranking(
+    ranker_scores: Sequence[tuple[str, float]], verdict: Verdict, matcher_weight: float, limit: int = 5
+) -> list[tuple[str, float]]:
+    """Entries by z = ranker + W x matcher, best first (ties: the ranker's order)."""
+    matcher = {c.entry_id: c.score for c in verdict.candidates}
+    z = [(e, s + matcher_weight * matcher.get(e, 0.0), i) for i, (e, s) in enumerate(ranker_scores)]
+    z.sort(key=lambda t: (-t[1], t[2]))
+    return [(e, v) for e, v, _ in z[:limit]]
+
+
+def features(
+    ranking: Sequence[tuple[str, float]],
+    ranker_scores: Sequence[tuple[str, float]],
+    verdict: Verdict,
+    words: int,
+) -> list[float]:
+    """What the decision looks at, in FEATURES order (`ranker_scores`: best first, at least two)."""
+    pick, z_top = ranking[0]
+    z_gap = z_top - ranking[1][1] if len(ranking) > 1 else 1.0
+    own = dict(ranker_scores)
+    ranker_top = own.get(pick, ranker_scores[-1][1])
+    ranker_gap = ranker_scores[0][1] - ranker_scores[1][1] if len(ranker_scores) > 1 else 1.0
+    top = verdict.top
+    pick_candidate = next((c for c in verdict.candidates if c.entry_id == pick), None)
+    return [
+        z_top,
+        z_gap,
+        ranker_top,
+        ranker_gap,
+        verdict.score_of(pick),
+        top.score if top is not None else 0.0,
+        float(top is not None and top.entry_id == pick),
+        float(ranker_scores[0][0] == pick),
+        float(verdict.kind == ANSWER),
+        pick_candidate.coverage if pick_candidate is not None else 0.0,
+        top.coverage if top is not None else 0.0,
+        math.log1p(words) / 3.0,
+    ]
+
+
+def decide(
+    ranker_scores: Sequence[tuple[str, float]],
+    verdict: Verdict,
+    words: int,
+    calibration: Calibration,
+    max_suggestions: int = 3,
+) -> Decision:
+    """The decision for one message (see the module docstring). `ranker_scores`: every entry's
+    decision value, best first; empty when there is no learned ranker (the matcher's verdict stands)."""
+    if len(ranker_scores) < 2:
+        return from_verdict(verdict)
+    ranking = combined_ranking(ranker_scores, verdict, calibration.matcher_weight)
+    shown = tuple(ranking)
+    if verdict.kind == FALLBACK:  # the gate: what the matcher finds the FAQ does not cover stays out
+        return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
+    p = calibration.probability(features(ranking, ranker_scores, verdict, words))
+    if p >= calibration.answer_p:
+        return Decision(ANSWER, ranking[0][0], (), p, shown, verdict.candidates)
+    if p >= calibration.suggest_p:
+        picks = tuple(e for e, _ in ranking[:max_suggestions])
+        return Decision(SUGGEST, None, picks, p, shown, verdict.candidates)
+    return Decision(FALLBACK, None, (), p, shown, verdict.candidates)
+
+
+def from_verdict(verdict: Verdict) -> Decision:
+    """The matcher's verdict as the decision (no learned ranker)."""
+    top = verdict.top
+    score = top.score if top is not None else 0.0
+    if verdict.kind == ANSWER:
+        return Decision(ANSWER, verdict.picks[0], (), score, (), verdict.candidates)
+    if verdict.kind == SUGGEST:
+        return Decision(SUGGEST, None, verdict.picks, score, (), verdict.candidates)
+    return Decision(FALLBACK, None, (), score, (), verdict.candidates)

@@ -1,0 +1,50 @@
+"""The lexical gate: what the matcher (bot/matcher.py) says about a message, as a verdict.
+
+The matcher is good at what a bag-of-n-grams classifier is bad at: noticing that a message is about
+something the FAQ does not cover (words the FAQ never uses, words that name other services), and
+being unsure when two entries explain a message equally. Its verdict (answer / did you mean /
+fallback, by the thresholds in config.yaml → matcher) is one input of the decision
+(bot/understanding/decide.py), and its candidates explain it. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import MatcherConfig
+from bot.matcher import Candidate
+
+ANSWER, SUGGEST, FALLBACK = "answer", "did_you_mean", "fallback"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # ANSWER | SUGGEST | FALLBACK
+    candidates: tuple[Candidate, ...]  # the matcher's ranking, best first
+    picks: tuple[str, ...]  # the entry answered, or the entries it would offer
+
+    @property
+    def top(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    def score_of(self, entry_id: str) -> float:
+        return next((c.score for c in self.candidates if c.entry_id == entry_id), 0.0)
+
+
+def verdict(candidates: tuple[Candidate, ...], mc: MatcherConfig) -> Verdict:
+    """The matcher's own decision on its candidates (the rules the bot used before the ranker)."""
+    top = candidates[0] if candidates else None
+    second = candidates[1] if len(candidates) > 1 else None
+    long_and_on_topic = top is not None and top.evidence >= mc.suggest_evidence and top.fit >= mc.suggest_evidence_fit
+    if top is None or (top.score < mc.suggest_threshold and not long_and_on_topic):
+        return Verdict(FALLBACK, candidates, ())
+    if (
+        top.score >= mc.answer_threshold
+        and top.coverage >= mc.min_coverage
+        and (second is None or top.score - second.score >= mc.margin)
+    ):
+        return Verdict(ANSWER, candidates, (top.entry_id,))
+    # a long message let through on its evidence: only the entries about as good as the top
+    floor = max(mc.suggest_threshold, top.score - 0.25) if top.score >= mc.suggest_threshold else top.score - 0.03
+    picks = tuple(c.entry_id for c in candidates if c.score >= floor)[: mc.max_suggestions]
+    return Verdict(SUGGEST, candidates, picks)

@@ -1,0 +1,66 @@
+"""One message through the understanding stages, after the crisis check:
+
+    normalise → rank (learned, ranker.py) → gate and explain (lexical, gate.py over bot/matcher.py)
+    → decide (decide.py: answer / did you mean / fallback)
+
+`Understanding` is everything these stages need for one FAQ version (built once, when the FAQ is
+loaded); `understand` is the one function the dialogue calls. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import MatcherConfig
+from bot.matcher import Candidate, Index
+from bot.normalize import normalize
+from bot.understanding.decide import Calibration, Decision, decide, from_verdict, shipped_calibration
+from bot.understanding.gate import ANSWER, FALLBACK, Verdict, verdict
+from bot.understanding.ranker import Ranker
+
+
+ENGINES = ("combined", "matcher", "ranker")
+
+
+@dataclass(frozen=True)
+class Understanding:
+    index: Index
+    ranker: Ranker | None  # None: no learned ranker (a FAQ too large to train on load); the matcher decides
+    calibration: Calibration
+    # "combined" serves users; "matcher" and "ranker" alone are for comparisons (python -m bot eval
+    # --engine): the ranker alone answers its top entry when its decision value is positive
+    engine: str = "combined"
+
+    @classmethod
+    def of(cls, index: Index, ranker: Ranker | None, calibration: Calibration | None = None) -> Understanding:
+        return cls(index, ranker, calibration or shipped_calibration())
+
+
+def candidates_for(u: Understanding, text: str, mc: MatcherConfig) -> tuple[Candidate, ...]:
+    """The matcher's candidates (the crisis branch also looks at them)."""
+    return tuple(u.index.match(text, limit=max(5, mc.max_suggestions + 1)))
+
+
+def understand(
+    u: Understanding, text: str, mc: MatcherConfig, candidates: tuple[Candidate, ...] | None = None
+) -> Decision:
+    """Answer, "did you mean" or fallback for a message that holds content words and no crisis.
+    `candidates`: the matcher's, when the caller already has them."""
+    if candidates is None:
+        candidates = candidates_for(u, text, mc)
+    lexical = verdict(candidates, mc)
+    if u.ranker is None or u.engine == "matcher":
+        return from_verdict(lexical)
+    scores = u.ranker.rank(text, limit=len(u.ranker.classes))
+    if u.engine == "ranker":
+        return ranker_alone(scores, lexical)
+    words = len(normalize(text).split())
+    return decide(scores, lexical, words, u.calibration, mc.max_suggestions)
+
+
+def ranker_alone(scores: list[tuple[str, float]], lexical: Verdict) -> Decision:
+    """The learned ranker on its own: its top entry when its decision value is positive, else the fallback."""
+    entry_id, value = scores[0]
+    if value > 0:
+        return Decision(ANSWER, entry_id, (), value, tuple(scores[:5]), lexical.candidates)
+    return Decision(FALLBACK, None, (), value, tuple(scores[:5]), lexical.candidates)
