@@ -226,8 +226,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         o = result["overall"]
         print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages ({args.engine})")
-        print(f"  {'':14} {'strict top-1':>12} {'shown-first':>11} {'top-3':>6} {'direct':>6} {'precision':>9}"
-              f" {'rejection':>9}   n")
+        print(
+            f"  {'':14} {'strict top-1':>12} {'shown-first':>11} {'top-3':>6} {'direct':>6} {'precision':>9}"
+            f" {'rejection':>9}   n"
+        )
         rows = [("overall", o)]
         rows += [(f"lang {lang}", t) for lang, t in result["per_lang"].items()]
         rows += [(f"kind {kind}", t) for kind, t in result["per_kind"].items()]

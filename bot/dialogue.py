@@ -80,7 +80,9 @@ class Knowledge:
     _filled: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, config: Config, faq: FAQ, model: ranker.RankerModel | None | Literal["train"] = "train") -> Knowledge:
+    def build(
+        cls, config: Config, faq: FAQ, model: ranker.RankerModel | Literal["train"] | None = "train"
+    ) -> Knowledge:
         """Everything for one FAQ version. `model`: the learned ranker's (trained here by default;
         None: the matcher decides alone)."""
         texts = Texts(faq.ui, config.default_language)

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from bot.content import load_knowledge
 from bot.dialogue import Knowledge
 
 ROOT = Path(__file__).parent.parent
+# One ranker cache for the whole run (the CLI's child processes inherit it): every copy of the real
+# FAQ trains the same model, so it is trained once, not once per temporary copy. Tests of the cache
+# itself pass their own folders.
+os.environ.setdefault("KOMEK_MODEL_CACHE", tempfile.mkdtemp(prefix="komek-model-cache-"))
 CONFIG = ROOT / "config.yaml"
 FAQ_DIR = ROOT / "faq"
 DATA = Path(__file__).parent / "data"

@@ -91,24 +91,36 @@ EVAL_SET = """\
 - {q: "how to apply for asylum", expect: asylum-apply, lang: en}
 - {q: "азаматтык алу", expect: citizenship, lang: kk}
 - {q: "какая погода завтра", expect: null, lang: ru}
-- {q: "рецепт борща", expect: null, lang: ru}
+- {q: "рецепт борща", expect: null, lang: ru, kind: plain}
 """
 
 
-def test_eval_prints_top1_top3_and_rejection(cli: RunCli, tmp_path: Path) -> None:
+def test_eval_prints_every_named_metric_by_language_and_kind(cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "eval.yaml"
-    path.write_text(EVAL_SET, "utf-8")
+    path.write_text(EVAL_SET.replace("lang: ru}", "lang: ru, kind: short}", 1), "utf-8")
     result = cli("eval", path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"{path}: 4 in-scope, 2 out-of-scope messages" in out
-    assert "top-1 " in out and "top-3 " in out and "off-topic rejection " in out
+    assert f"{path}: 4 in-scope, 2 out-of-scope messages (combined)" in out
+    for name in ("strict top-1", "shown-first", "top-3", "precision", "rejection", "lang ru", "kind short"):
+        assert name in out
     report = json.loads(cli("eval", path, "--json").stdout)
     overall = report["overall"]
     assert (overall["in_scope"], overall["off_scope"]) == (4, 2)
-    assert 0 <= overall["top1"] <= overall["top3"] <= 1
+    assert 0 <= overall["strict_top1"] <= overall["shown_first"] <= overall["top3"] <= 1
     assert overall["rejection"] == 1.0
     assert set(report["per_lang"]) == {"ru", "en", "kk"}
+    assert set(report["per_kind"]) == {"short", "plain"}
+    assert report["per_kind"]["short"]["in_scope"] == 1
+
+
+@pytest.mark.parametrize("engine", ["matcher", "ranker"])
+def test_eval_compares_with_either_engine_alone(cli: RunCli, tmp_path: Path, engine: str) -> None:
+    path = tmp_path / "eval.yaml"
+    path.write_text(EVAL_SET, "utf-8")
+    result = cli("eval", path, "--engine", engine, "--misses", "0")
+    assert result.returncode == 0, result.stderr
+    assert f"({engine})" in result.stdout
 
 
 def test_eval_floors_decide_the_exit_code(cli: RunCli, tmp_path: Path) -> None:

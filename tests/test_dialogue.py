@@ -141,17 +141,20 @@ def test_a_bare_request_for_help_is_not_answered_with_one_topic(knowledge: Knowl
     assert "menu" in datas(reply)
 
 
-def test_long_story_with_a_clear_topic_gets_suggestions_not_the_fallback(knowledge: Knowledge) -> None:
-    # The story words dilute the score below the suggestion threshold; the topic words are still there.
+def test_long_story_with_a_clear_topic_is_understood_not_the_fallback(knowledge: Knowledge) -> None:
+    # The story words dilute the matcher's score below its suggestion threshold (it let the message
+    # through on its evidence and was unsure); the learned ranker reads the asking part and agrees
+    # with the matcher's top entry, so since issue 12 the answer comes directly (before: "did you mean").
     text = (
         "здравствуйте. мы живем в караганде третий год, снимаем комнату, муж работает на стройке без "
         "договора. дочке шесть лет, в сентябре ей идти в первый класс, а в школе говорят нужны документы "
         "которых у нас нет. что нам делать"
     )
     reply = reply_to_text(knowledge, text, "ru")
-    assert reply.kind == SUGGEST
-    assert reply.suggestions[0] == "education"
-    assert reply.score < knowledge.config.matcher.suggest_threshold  # it got here on its evidence
+    assert reply.kind in (ANSWER, SUGGEST)
+    shown = [reply.entry_id] if reply.kind == ANSWER else list(reply.suggestions)
+    assert shown[0] == "education"
+    assert reply.candidates[0].score < knowledge.config.matcher.suggest_threshold  # the matcher alone was unsure
 
 
 def test_unsure_match_suggests_entries(knowledge: Knowledge) -> None:

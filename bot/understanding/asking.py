@@ -18,22 +18,104 @@ STORY_WEIGHT = 0.35  # a story part's weight beside an asking part's 1.0
 MIN_WORDS = 8  # a message shorter than this is one part, whatever its punctuation
 
 # sentence ends and clause breaks; the question mark stays with its sentence
-_SENTENCE_RE = re.compile(r"(?<=[?？؟])|[.!。;\n]+|(?:,\s*(?=(?:но|а|и|поэтому|потом|однако|but|so|and then|бірақ|сондықтан|але|тому)\b))")
+_SENTENCE_RE = re.compile(
+    r"(?<=[?？؟])|[.!。;\n]+|(?:,\s*(?=(?:но|а|и|поэтому|потом|однако|but|so|and then|бірақ|сондықтан|але|тому)\b))"
+)
 
 # question words and particles, folded as `tokens` folds them (қ→к, і→и, ь dropped)
 QUESTION_WORDS = frozenset(
-    """
-    как какой какая какие каким где куда откуда когда сколько зачем почему что чего чем кто кому кого
-    можно ли нужно надо могу может могут должен обязан подскажите скажите объясните помогите посоветуйте
-    разве неужели правда
-    калай кандай кайда кашан канша неге нени ким кимге бола ма ме ба бе па пе
-    how what where when which who whom why
-    як який яка яки де куди коли скилки навищо чому чи можна треба потрибно пидкажит
-    kak gde kuda kogda skolko zachem pochemu chto mozhno nuzhno mogu
-    """.split()
+    [
+        "как",
+        "какой",
+        "какая",
+        "какие",
+        "каким",
+        "где",
+        "куда",
+        "откуда",
+        "когда",
+        "сколько",
+        "зачем",
+        "почему",
+        "что",
+        "чего",
+        "чем",
+        "кто",
+        "кому",
+        "кого",
+        "можно",
+        "ли",
+        "нужно",
+        "надо",
+        "могу",
+        "может",
+        "могут",
+        "должен",
+        "обязан",
+        "подскажите",
+        "скажите",
+        "объясните",
+        "помогите",
+        "посоветуйте",
+        "разве",
+        "неужели",
+        "правда",
+        "калай",
+        "кандай",
+        "кайда",
+        "кашан",
+        "канша",
+        "неге",
+        "нени",
+        "ким",
+        "кимге",
+        "бола",
+        "ма",
+        "ме",
+        "ба",
+        "бе",
+        "па",
+        "пе",
+        "how",
+        "what",
+        "where",
+        "when",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "як",
+        "який",
+        "яка",
+        "яки",
+        "де",
+        "куди",
+        "коли",
+        "скилки",
+        "навищо",
+        "чому",
+        "чи",
+        "можна",
+        "треба",
+        "потрибно",
+        "пидкажит",
+        "kak",
+        "gde",
+        "kuda",
+        "kogda",
+        "skolko",
+        "zachem",
+        "pochemu",
+        "chto",
+        "mozhno",
+        "nuzhno",
+        "mogu",
+    ]
 )
 # English auxiliaries ask only at the start of a clause ("can I...", "is it...")
-LEADING_QUESTION_WORDS = frozenset("can could should must may is are do does will would need am".split())
+LEADING_QUESTION_WORDS = frozenset(
+    ["can", "could", "should", "must", "may", "is", "are", "do", "does", "will", "would", "need", "am"]
+)
 
 
 def _asks(part: str) -> bool:

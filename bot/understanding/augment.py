@@ -32,7 +32,9 @@ def _neighbours(rows: tuple[str, ...]) -> dict[str, str]:
 
 
 NEIGHBOURS = {**_neighbours(_ROWS_RU), **_neighbours(_ROWS_EN)}
-KAZAKH_AS_RUSSIAN = str.maketrans({"ә": "а", "ғ": "г", "қ": "к", "ң": "н", "ө": "о", "ұ": "у", "ү": "у", "һ": "х", "і": "и"})
+KAZAKH_AS_RUSSIAN = str.maketrans(
+    {"ә": "а", "ғ": "г", "қ": "к", "ң": "н", "ө": "о", "ұ": "у", "ү": "у", "һ": "х", "і": "и"}
+)
 VOWEL_SLIPS = {"о": "а", "а": "о", "е": "и", "и": "е", "я": "е", "э": "е"}
 
 # Russian in Latin letters: common habits, one chosen per text (people are consistent within a message)

@@ -8,8 +8,9 @@
 2. A small logistic model turns what the two say about the top entry (its z and its lead over the
    next, each one's own score and lead, whether they agree, the matcher's verdict and coverage, the
    length of the message) into the probability that the top entry is right and the message is one the FAQ covers.
-3. At or above `answer_p` the entry is answered; at or above `suggest_p` the best few are offered as
-   "did you mean"; below, the fallback.
+3. At or above `answer_p`, and when the matcher's own top entry is the same (a wrong direct answer
+   is the worst outcome: when the two disagree the person chooses), the entry is answered; at or
+   above `suggest_p` the best few are offered as "did you mean"; below, the fallback.
 
 W, the logistic weights and the two thresholds are calibrated on training data only, by
 `python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and noisy
@@ -153,12 +154,18 @@ def decide(
     if verdict.kind == FALLBACK:  # the gate: what the matcher finds the FAQ does not cover stays out
         return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
     p = calibration.probability(features(ranking, ranker_scores, verdict, words))
-    if p >= calibration.answer_p:
+    if p >= calibration.answer_p and agrees(ranking, verdict):
         return Decision(ANSWER, ranking[0][0], (), p, shown, verdict.candidates)
     if p >= calibration.suggest_p:
         picks = tuple(e for e, _ in ranking[:max_suggestions])
         return Decision(SUGGEST, None, picks, p, shown, verdict.candidates)
     return Decision(FALLBACK, None, (), p, shown, verdict.candidates)
+
+
+def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:
+    """Is the combined top entry the matcher's top too? A direct answer needs both to say so."""
+    top = verdict.top
+    return top is not None and bool(ranking) and ranking[0][0] == top.entry_id
 
 
 def from_verdict(verdict: Verdict) -> Decision:

@@ -18,7 +18,6 @@ from bot.understanding.decide import Calibration, Decision, decide, from_verdict
 from bot.understanding.gate import ANSWER, FALLBACK, Verdict, verdict
 from bot.understanding.ranker import Ranker
 
-
 ENGINES = ("combined", "matcher", "ranker")
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -63,17 +64,20 @@ def _readings(text: str) -> list[list[str]]:
     return out
 
 
-def raw_features(text: str) -> tuple[Counter[str], Counter[str]]:
+Counts = dict[str, float]
+
+
+def raw_features(text: str) -> tuple[Counts, Counts]:
     """(character grams, words and word pairs) of a message with their weighted counts."""
-    chars: Counter[str] = Counter()
-    words: Counter[str] = Counter()
+    chars: Counts = defaultdict(float)
+    words: Counts = defaultdict(float)
     for part, weight in weighted_parts(text):
         for seq in _readings(part):
             for w in seq:
                 for g in _word_grams(w):
                     chars[g] += weight
                 words[w] += weight
-            for a, b in zip(seq, seq[1:], strict=False):
+            for a, b in pairwise(seq):
                 words[f"{a} {b}"] += weight
     return chars, words
 
@@ -173,7 +177,7 @@ class RankerModel:
 
 
 def _vector(
-    model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counter[str], words: Counter[str]
+    model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts
 ) -> tuple[list[int], Any]:
     """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
     cols: list[int] = []
@@ -217,7 +221,7 @@ class Ranker:
         return [(self.classes[i], float(s[i])) for i in order]
 
 
-def build_vocab(samples: list[tuple[Counter[str], Counter[str]]], min_df: int = 2) -> tuple[dict[str, int], int]:
+def build_vocab(samples: list[tuple[Counts, Counts]], min_df: int = 2) -> tuple[dict[str, int], int]:
     """Columns for the features seen in at least `min_df` texts (character grams first)."""
     char_df: Counter[str] = Counter()
     word_df: Counter[str] = Counter()
