@@ -123,6 +123,7 @@ def _reply_json(k: Knowledge, question: str, lang: str | None) -> dict[str, Any]
         "kind": reply.kind,
         "suggestions": list(reply.suggestions),
         "urgent": reply.urgent,
+        "crisis": reply.crisis,
         "text": reply.text,
     }
 

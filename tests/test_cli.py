@@ -11,7 +11,7 @@ from conftest import RunCli
 
 from bot.cli import COMMANDS, build_parser, main
 
-JSON_KEYS = {"query", "id", "score", "lang", "kind", "suggestions", "urgent", "text"}
+JSON_KEYS = {"crisis", "query", "id", "score", "lang", "kind", "suggestions", "urgent", "text"}
 
 
 def test_ask_json_reads_one_question_per_stdin_line(cli: RunCli) -> None:

@@ -17,7 +17,7 @@ from bot.evaluation import Item, evaluate, parse_items
 from bot.yamlio import read_yaml
 
 DATA = Path(__file__).resolve().parent / "data"
-TOP1_FLOOR = 0.90
+TOP1_FLOOR = 0.89  # 0.90 before crisis replies: a crisis message now shows its category's entry (112 first)
 REJECTION_FLOOR = 0.90
 DIRECT_PRECISION_FLOOR = 0.93  # a wrong direct answer is the worst outcome
 

@@ -33,8 +33,10 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "crisis.yaml"
 _FUZZY_MIN = 7  # stems at least this long also meet a word with one typo (Latin: 5)
 _FUZZY_MIN_LATIN = 5
 _RUN_TOGETHER = 9  # a word this long is searched inside for stems of 6+ letters...
-_NEGATION_REACH = 3  # "не", "no", "никто" up to this many words before a trigger cancel it ("no, I don't need an ambulance")
-_RUN_ON = 14  # ...and one this long (surely words typed together) for stems of 3+  # words at least this long are also searched inside for stems (typed together)
+_NEGATION_REACH = (
+    3  # "не", "no", "никто" up to this many words before a trigger cancel it ("no, I don't need an ambulance")
+)
+_RUN_ON = 14  # ...and one this long (surely words typed together) for stems of 3+
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class _Rules:
     phrases: tuple[tuple[str, ...], ...]  # alternatives of several words: the words in a row
     by_stem: dict[str, tuple[int, ...]]  # stem -> rules that have it in a slot
     stems: frozenset[str]
+    longest_fuzzy: int  # the longest stem that meets a word with one typo
     long_stems_by_len: dict[int, frozenset[str]]  # stems of 4+ letters, for words typed together
     deletes: dict[str, frozenset[str]]  # one-deletion variants of 5+-letter stems -> stems
     neutral: tuple[tuple[str, ...], ...]  # everyday phrases taken out before matching
@@ -118,12 +121,12 @@ def rules() -> _Rules:
                     slots.append(stems)
             if slots:
                 out.append(_Rule(name, tuple(slots), weak))
-    phrases = tuple(sorted({tuple(s.split()) for rule in out for slot in rule.slots for s in slot if " " in s}))
+    phrases = tuple(sorted({tuple(p.split()) for rule in out for group in rule.slots for p in group if " " in p}))
     by_stem: dict[str, list[int]] = {}
     for i, rule in enumerate(out):
-        for slot in rule.slots:
-            for s in slot:
-                by_stem.setdefault(s, []).append(i)
+        for rule_slot in rule.slots:
+            for stem in rule_slot:
+                by_stem.setdefault(stem, []).append(i)
     stems = frozenset(s for s in by_stem if " " not in s)
     deletes: dict[str, set[str]] = {}
     for s in stems:
@@ -144,6 +147,7 @@ def rules() -> _Rules:
         phrases=phrases,
         by_stem={s: tuple(v) for s, v in by_stem.items()},
         stems=stems,
+        longest_fuzzy=max((len(s) for s in deletes.get("", ()) or ()), default=0) or max(map(len, deletes), default=0),
         long_stems_by_len={n: frozenset(v) for n, v in long_by_len.items()},
         deletes={d: frozenset(v) for d, v in deletes.items()},
         neutral=tuple(p for p in (tuple(_stem(str(x))) for x in raw.get("neutral") or []) if p),
@@ -172,7 +176,7 @@ def _stems_of(word: str) -> frozenset[str]:
     # one typo, in stems of 7+ letters (Latin 5+), the first two letters right (a slip rarely starts a word), and
     # never in a word the bot knows as filler ("помогите" is not a slip of "пологи")
     if word not in r.filler and word not in r.bare_cry:
-        for n in range(_FUZZY_MIN_LATIN - 1, min(len(word), 16) + 1):
+        for n in range(_FUZZY_MIN_LATIN - 1, min(len(word), r.longest_fuzzy + 1) + 1):
             prefix = word[:n]
             for d in _deletions(prefix) | {prefix}:
                 for s in r.deletes.get(d, ()):
@@ -195,11 +199,13 @@ def _without_neutral(words: list[str], neutral: tuple[tuple[str, ...], ...]) -> 
     if not words:
         return words
     drop: set[int] = set()
-    for phrase in neutral:
-        n = len(phrase)
-        for i in range(len(words) - n + 1):
-            if all(words[i + j].startswith(phrase[j]) for j in range(n)):
-                drop.update(range(i, i + n))
+    first = _by_first(neutral)
+    for i, word in enumerate(words):
+        for start in _starts(word, 1) & first.keys():
+            for phrase in first[start]:
+                n = len(phrase)
+                if i + n <= len(words) and all(words[i + j].startswith(phrase[j]) for j in range(n)):
+                    drop.update(range(i, i + n))
     return [w for i, w in enumerate(words) if i not in drop] if drop else words
 
 
@@ -231,7 +237,9 @@ def _matched(words: list[str], r: _Rules) -> list[int]:
             if all(_meets(words[i + j], phrase[j]) for j in range(n)):
                 key = " ".join(phrase)
                 met.add(key)
-                if phrase[0] not in r.negations and any(w in r.negations for w in words[max(0, i - _NEGATION_REACH) : i]):
+                if phrase[0] not in r.negations and any(
+                    w in r.negations for w in words[max(0, i - _NEGATION_REACH) : i]
+                ):
                     negated.add(key)
                 break
     for i, found in enumerate(per_word):
@@ -258,13 +266,30 @@ def _bare_cry(words: list[str], r: _Rules) -> bool:
     return all(w in r.filler or w in r.bare_cry or w.startswith(tuple(r.bare_cry)) or w.isdigit() for w in words)
 
 
+@lru_cache(maxsize=16_384)
+def _starts(word: str, shortest: int = 4) -> frozenset[str]:
+    """The word and its beginnings from `shortest` letters: the keys a phrase's first stem may have."""
+    return frozenset({word} | {word[:n] for n in range(shortest, len(word))})
+
+
+@lru_cache(maxsize=8)
+def _by_first(phrases: tuple[tuple[str, ...], ...]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Phrases by their first stem (without an "=" mark), so a message looks only at those it may hold."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        out.setdefault(phrase[0].lstrip("="), []).append(phrase)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def _has(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
     """Does one of the phrases stand in the words, word after word (each word starting with its stem)?"""
-    for phrase in phrases:
-        n = len(phrase)
-        for i in range(len(words) - n + 1):
-            if all(_meets(words[i + j], phrase[j]) for j in range(n)):
-                return True
+    first = _by_first(phrases)
+    for i, word in enumerate(words):
+        for key in _starts(word) & first.keys():
+            for phrase in first[key]:
+                n = len(phrase)
+                if i + n <= len(words) and all(_meets(words[i + j], phrase[j]) for j in range(n)):
+                    return True
     return False
 
 
