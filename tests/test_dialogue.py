@@ -165,16 +165,21 @@ def test_unsure_match_suggests_entries(knowledge: Knowledge) -> None:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_detention_is_urgent_with_emergency_numbers_first(knowledge: Knowledge, lang: str) -> None:
+def test_detention_is_urgent_with_unhcr_and_legal_aid_before_the_emergency_number(
+    knowledge: Knowledge, lang: str
+) -> None:
+    # Someone held by the police needs UNHCR and a lawyer first, not the police number (content review
+    # 2026-12, S1/S2): the answer opens with its own contact block (UNHCR, hotline, legal aid, then 112),
+    # so the generic urgent header (112, 102, 103, 111, UNHCR last) is not repeated above it.
     reply = reply_to_text(knowledge, "меня задержала полиция", lang)
     assert reply.kind == URGENT and reply.urgent
     assert reply.entry_id == "detention-deportation"
-    assert knowledge.config.contacts.emergency["general"] == "112"
-    header = knowledge.t("urgent_header", lang)
+    c = knowledge.config.contacts
+    assert c.emergency["general"] == "112"
     answer = entry_reply(knowledge, "detention-deportation", lang).text
-    assert reply.text == f"{header}\n\n{answer}"  # the emergency numbers, then the entry
-    assert "112" in header and "102" in header
-    assert reply.text.index("112") < reply.text.index(answer[:40])
+    assert reply.text == answer
+    unhcr, lawyer, emergency = (reply.text.index(s) for s in (c.office.phones[0], c.legal_aid_site, "112"))
+    assert unhcr < lawyer < emergency < 300
 
 
 VIOLENCE_CASES = [
