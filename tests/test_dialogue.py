@@ -146,9 +146,9 @@ def test_a_bare_request_for_help_is_not_answered_with_one_topic(knowledge: Knowl
 def test_long_story_with_a_clear_topic_gets_suggestions_not_the_fallback(knowledge: Knowledge) -> None:
     # The story words dilute the score below the suggestion threshold; the topic words are still there.
     text = (
-        "здравствуйте. мы живем в караганде третий год, снимаем комнату, муж работает на стройке без "
-        "договора. дочке шесть лет, в сентябре ей идти в первый класс, а в школе говорят нужны документы "
-        "которых у нас нет. что нам делать"
+        "здравствуйте. мы живем в караганде третий год, снимаем маленькую комнату у знакомых, муж работает "
+        "на стройке без договора, я сижу с младшим. дочке шесть лет, в сентябре ей идти в первый класс, а в "
+        "школе говорят нужны документы которых у нас нет. что нам делать"
     )
     reply = reply_to_text(knowledge, text, "ru")
     assert reply.kind == SUGGEST
