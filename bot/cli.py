@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.content import Loaded, load_knowledge
 from bot.dialogue import Knowledge, reply_to_text
+from bot.faq import FAQ
 from bot.i18n import choose_language
 from bot.problems import ContentError, Problems
 from bot.yamlio import YamlProblem, read_yaml
@@ -63,6 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=30, help="the last N days, today included (default 30)")
     p.add_argument("--format", choices=["text", "csv", "html"], default="text", help="output format (default text)")
     p.add_argument("--out", type=Path, default=None, help="write to this file (default: print)")
+    p.add_argument("--db", type=Path, default=None, help="database (default: KOMEK_DB, else storage.database)")
+    p.add_argument("--lang", default=None, help="entry titles in this language (default: the default language)")
+    p.add_argument("--out-dir", type=Path, default=None, help="CSV: write one file per table into this folder")
+    p = sub.add_parser(
+        "teach",
+        help="list the questions the bot could not answer, teach one to an entry, or merge taught phrasings",
+        description=(
+            "Without arguments: the newest unanswered questions with their ids and closest entries (like "
+            "/unanswered). `teach ID ENTRY` adds question ID's text to ENTRY's questions in faq/taught.yaml "
+            "(ENTRY is an entry id, or 1-3 for the closest ones listed); you see exactly what will be added "
+            "and confirm. `teach ID --new-topic` keeps it for the next content review, `teach ID --ignore` "
+            "drops it. `teach --merge` moves every taught phrasing into the section files."
+        ),
+    )
+    _common(p)
+    p.add_argument("question", nargs="?", type=int, default=None, help="the question's id (#12 in the list)")
+    p.add_argument("entry", nargs="?", default=None, help="the entry id, or 1, 2 or 3 for the closest listed")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--new-topic", action="store_true", help="keep the question for the next content review")
+    action.add_argument("--ignore", action="store_true", help="drop the question from the review")
+    action.add_argument("--merge", action="store_true", help="move taught phrasings into the section files")
+    p.add_argument("--yes", action="store_true", help="do it without asking to confirm")
+    p.add_argument("--by", default="cli", help="who teaches, as written to taught.yaml (default: cli)")
+    p.add_argument("--limit", type=int, default=10, help="how many questions to list (default 10, at most 30)")
     p.add_argument("--db", type=Path, default=None, help="database (default: KOMEK_DB, else storage.database)")
     p = sub.add_parser("preview", help="the whole FAQ as one HTML page, drafts and stale entries highlighted")
     _common(p)
@@ -317,6 +342,176 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _write(text, args.out)
 
 
+def _database(args: argparse.Namespace, k: Knowledge) -> Path:
+    import os
+
+    from bot.config import database_path
+
+    return Path(args.db or database_path(os.environ, k.config.storage.database, args.config.parent))
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    print(f"{question} [y/N] ", end="", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    import asyncio
+    from zoneinfo import ZoneInfo
+
+    from bot import review
+    from bot.content import resolve_faq_dir
+    from bot.storage import Storage, StorageError
+    from bot.taught import BY_RE, clean_text
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    k = loaded.knowledge
+    faq_dir = resolve_faq_dir(k.config, args.config, args.faq)
+    if args.merge:
+        return _teach_merge(args, loaded, faq_dir)
+    if not BY_RE.match(args.by):
+        print("--by must be a short name or pseudonym (letters, digits, - _ .)", file=sys.stderr)
+        return 2
+    if args.question is None and (args.entry or args.new_topic or args.ignore):
+        print("give the question's id first, e.g.: python -m bot teach 12 asylum-apply", file=sys.stderr)
+        return 2
+    db = _database(args, k)
+    tz = ZoneInfo(k.config.contacts.office.hours.timezone)
+    lang = k.config.default_language
+    now = dt.datetime.now(dt.UTC)
+
+    async def listing() -> str:
+        async with await Storage.open_readonly(db) as store:
+            rows = await store.recent_unanswered(500)
+            decisions = review.decisions_by_text(await store.teaching_decisions())
+        items = review.questions_for_review(rows, decisions, review.parse_limit(str(args.limit)))
+        return review.listing(k, items, tz, lang) + (
+            "\nTeach one: python -m bot teach ID ENTRY (ENTRY: an entry id, or 1-3 from the list)\n" if items else ""
+        )
+
+    async def decide() -> int:
+        async with await Storage.open(db) as store:
+            row = await store.unanswered_by_id(args.question)
+            if row is None:
+                print(f"#{args.question}: no such question stored (purged, erased, or a wrong id)", file=sys.stderr)
+                return 1
+            decisions = review.decisions_by_text(await store.teaching_decisions())
+            [q] = review.questions_for_review([row], decisions, 1)
+            print(review.question_text(q, tz))
+            if q.decision is not None:
+                print(f"Already handled: {review.decision_text(q.decision, tz)}")
+                return 1
+            if args.new_topic or args.ignore:
+                action = "new_topic" if args.new_topic else "ignored"
+                await store.record_teaching(q.id, action, None, None, args.by, now)
+                print("Kept for the next content review." if args.new_topic else "Ignored.")
+                return 0
+            entry_id = args.entry
+            if entry_id in ("1", "2", "3"):
+                closest = review.closest_entries(k, q.text)
+                if int(entry_id) > len(closest):
+                    print(f"there is no closest entry number {entry_id}", file=sys.stderr)
+                    return 2
+                entry_id = closest[int(entry_id) - 1].entry_id
+            text = clean_text(q.text)
+            problem = review.teach_problem(k, entry_id, text)
+            if problem is not None:
+                print(f"Not taught: {problem}.", file=sys.stderr)
+                return 1
+            print("\n" + review.confirm_text(k, q, entry_id, lang))
+            if not _confirm("Add it?", args.yes):
+                print("Nothing added.")
+                return 1
+            item, said = review.teach(k, faq_dir, q, entry_id, args.by, now.astimezone(tz).date())
+            print(said)
+            if item is None:
+                return 1
+            await store.record_teaching(q.id, "taught", item.entry_id, item.lang, args.by, now)
+            print("The running bot picks it up within 30 seconds (an admin's /reload: at once).")
+            return 0
+
+    try:
+        if args.question is None:
+            sys.stdout.write(asyncio.run(listing()))
+            return 0
+        if not (args.entry or args.new_topic or args.ignore):
+            print("say what to do: an ENTRY to teach it to, --new-topic or --ignore", file=sys.stderr)
+            return 2
+        return asyncio.run(decide())
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _teach_merge(args: argparse.Namespace, loaded: Loaded, faq_dir: Path) -> int:
+    """`teach --merge`: every taught phrasing into its section file, checked on a copy first."""
+    import shutil
+    import tempfile
+
+    from bot.faq import load_faq
+    from bot.taught import TAUGHT_FILE, merge_texts, plan_merge, write_atomically
+
+    faq = loaded.knowledge.faq
+    if not faq.taught:
+        print(f"Nothing to merge: {faq_dir / TAUGHT_FILE} has no taught phrasings.")
+        return 0
+    taught_path = faq_dir / TAUGHT_FILE
+    plan = merge_texts(plan_merge(faq_dir, faq.entries, faq.taught), taught_path, faq.taught)
+    for item in plan.merged:
+        print(f"  {item.entry_id} ({item.lang}): {item.text}")
+    for item, why in plan.kept:
+        print(f"  stays in {TAUGHT_FILE}: {item.entry_id} ({item.lang}) {item.text!r}: {why}")
+    if not plan.merged:
+        return 1
+    # the same content, checked on a copy: every entry must keep exactly its questions
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "faq"
+        shutil.copytree(faq_dir, copy)
+        for path, text in plan.files.items():
+            (copy / path.name).write_text(text, encoding="utf-8")
+        (copy / TAUGHT_FILE).write_text(plan.taught_text, encoding="utf-8")
+        try:
+            after = load_faq(copy, loaded.knowledge.config, _today())
+        except ContentError as exc:
+            print("Not merged: the merged files would not pass check:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+    changed = _changed_questions(faq, after)
+    if changed:
+        print(f"Not merged: the questions of {', '.join(changed)} would change; add them by hand.", file=sys.stderr)
+        return 1
+    files = ", ".join(str(p) for p in plan.files)
+    if not _confirm(f"Move {len(plan.merged)} phrasing(s) into {files}?", args.yes):
+        print("Nothing changed.")
+        return 1
+    for path, text in plan.files.items():
+        write_atomically(path, text)
+    write_atomically(taught_path, plan.taught_text)
+    print(f"Merged {len(plan.merged)} phrasing(s); {len(plan.kept)} stay in {TAUGHT_FILE}. Run `python -m bot check`.")
+    return 0
+
+
+def _changed_questions(before: FAQ, after: FAQ) -> list[str]:
+    """Entries whose questions (in any language) differ between two loads of the content."""
+    if set(before.entries) != set(after.entries):
+        return sorted(set(before.entries) ^ set(after.entries))
+    changed = []
+    for entry_id, entry in before.entries.items():
+        other = after.entries[entry_id]
+        if any(sorted(b.questions) != sorted(other.langs[lang].questions) for lang, b in entry.langs.items()):
+            changed.append(entry_id)
+    return changed
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from bot.preview import render_preview
 
@@ -370,6 +565,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "report": cmd_report,
     "preview": cmd_preview,
+    "teach": cmd_teach,
 }
 
 

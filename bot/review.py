@@ -161,7 +161,7 @@ def confirm_text(k: Knowledge, question: Question, entry_id: str, staff_lang: st
     return (
         f"Teach the bot this phrasing?\n\nEntry: {entry_id} — {title(k, entry_id, staff_lang)}\n"
         f"Language: {lang}\nAdded to its questions, exactly:\n“{text}”\n\n"
-        f"(written to faq/{TAUGHT_FILE}; the bot learns it at once)"
+        f"(written to faq/{TAUGHT_FILE}, which the bot reads with the rest of the FAQ)"
     )
 
 

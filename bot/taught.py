@@ -199,7 +199,7 @@ def _parse_item(
         p.error(shown, raw.line_of("text"), f"taught phrasing: {problem}")
         ok = False
     date = _parse_date(raw["date"])
-    if date is None or date > today:
+    if date is None or date > today + dt.timedelta(days=1):  # a day ahead: the office's day may be UTC's next
         p.error(shown, raw.line_of("date"), "'date' must be a date like 2026-12-01, not in the future")
         ok = False
     if not isinstance(by, str) or not BY_RE.match(by):
