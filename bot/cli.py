@@ -295,17 +295,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.days < 1:
         print("--days must be at least 1", file=sys.stderr)
         return 2
+    if args.out_dir is not None:
+        args.format = "csv"
+    if args.format == "csv" and args.out_dir is None:
+        print("CSV is one file per table: give --out-dir FOLDER (e.g. --out-dir report-csv)", file=sys.stderr)
+        return 2
     loaded = _load(args)
     if loaded is None:
         return 1
     k = loaded.knowledge
+    if args.lang is not None and args.lang not in k.config.languages:
+        print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
+        return 2
     db = args.db or database_path(os.environ, k.config.storage.database, args.config.parent)  # the bot's own
     tz = ZoneInfo(k.config.contacts.office.hours.timezone)
     now = dt.datetime.now(dt.UTC)
     first, last, since = rp.period(now, args.days, tz)
     until = now + dt.timedelta(days=1)  # a clock a little ahead of ours still counts as today
 
-    async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote]]:
+    async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote], list[rp.Decided]]:
         async with await Storage.open_readonly(db) as store:
             events = [
                 rp.Event(rp.parse_ts(t), kind, e, lang) for t, kind, e, lang in await store.events_between(since, until)
@@ -315,10 +323,14 @@ def cmd_report(args: argparse.Namespace) -> int:
                 for t, lang, kind, text in await store.unanswered_between(since, until)
             ]
             votes = [rp.Vote(rp.parse_ts(t), e, ok) for t, e, ok in await store.feedback_between(since, until)]
-        return events, unanswered, votes
+            decided = [
+                rp.Decided(rp.parse_ts(t), action, entry, lang, text)
+                for t, _, action, entry, lang, _, text in await store.teaching_decisions()
+            ]
+        return events, unanswered, votes, decided
 
     try:
-        events, unanswered, votes = asyncio.run(read())
+        events, unanswered, votes, decided = asyncio.run(read())
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -329,17 +341,32 @@ def cmd_report(args: argparse.Namespace) -> int:
         first_day=first,
         last_day=last,
         tz=tz,
-        titles=rp.entry_titles(k.faq, k.config.default_language),
+        titles=rp.entry_titles(k.faq, args.lang or k.config.default_language),
         closest=rp.matcher_closest(k.index),
         near=k.config.matcher.suggest_threshold,
+        off_topic=k.index.off_topic_words,
+        decisions=decided,
     )
     if args.format == "csv":
-        text = rp.render_csv(report)
-    elif args.format == "html":
-        text = rp.render_html(report, f"Generated {now:%Y-%m-%d %H:%M} UTC from {db.name}.")
+        return _write_tables(rp.render_csv_tables(report), args.out_dir)
+    if args.format == "html":
+        text = rp.render_html(report, f"Generated {rp.local(now, str(tz))} ({now:%H:%M} UTC) from {db.name}.")
     else:
         text = rp.render_text(report)
     return _write(text, args.out)
+
+
+def _write_tables(tables: dict[str, str], folder: Path) -> int:
+    """The report's CSV tables, one file each, into `folder` (created if needed)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in tables.items():
+            (folder / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write into {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(tables)} tables into {folder}: {', '.join(tables)}", file=sys.stderr)
+    return 0
 
 
 def _database(args: argparse.Namespace, k: Knowledge) -> Path:
