@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="offline terminal chat with the same dialogue as the bot")
     _common(p)
     p.add_argument("--lang", default=None, help="start in this language (default: ask)")
+    p.add_argument(
+        "--db", type=Path, default=None, help="record to this SQLite file as the live bot does (default: nothing)"
+    )
 
     p = sub.add_parser("eval", help="matcher accuracy on a labelled YAML file of {q, expect} items")
     _common(p)
@@ -213,12 +216,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import os
+
+    from bot.console import OFFLINE_KEY, Recorder, run_chat
+    from bot.storage import StorageError
+
     loaded = _load(args)
     if loaded is None:
         return 1
-    from bot.console import run_chat
-
-    run_chat(loaded.knowledge, args.lang)
+    k = loaded.knowledge
+    if args.lang is not None and args.lang not in k.config.languages:
+        print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
+        return 2
+    recorder = None
+    if args.db is not None:
+        key = os.environ.get("KOMEK_SECRET", "").strip().encode() or OFFLINE_KEY
+        try:
+            recorder = Recorder(args.db, key)
+        except StorageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    try:
+        run_chat(k, args.lang, recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     return 0
 
 
