@@ -285,10 +285,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     f"got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}"
                 )
     overall = result["overall"]
-    failed = (args.min_top1 is not None and (overall["top1"] or 0) < args.min_top1) or (
-        args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection
-    )
-    return 1 if failed else 0
+    reasons = []
+    if args.min_top1 is not None and (overall["top1"] or 0) < args.min_top1:
+        reasons.append(f"top-1 {overall['top1']} is below --min-top1 {args.min_top1}")
+    if args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection:
+        reasons.append(f"off-topic rejection {overall['rejection']} is below --min-rejection {args.min_rejection}")
+    for reason in reasons:
+        print(f"FAIL: {args.file}: {reason}", file=sys.stderr)
+    return 1 if reasons else 0
 
 
 def _write(text: str, out: Path | None) -> int:
@@ -573,7 +577,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     import os
 
-    from bot.app import EnvError, build_application, read_env, run_polling, run_webhook, setup_logging
+    from bot.app import EnvError, build_application, read_env, setup_logging
 
     loaded = _load(args)
     if loaded is None:
@@ -592,12 +596,42 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     setup_logging([env.token, env.secret.decode(), env.webhook_secret or ""])
     for warning in loaded.warnings:
         logging.getLogger("komek").warning("%s", warning)
-    app = build_application(loaded, env, args.config, args.faq)
-    if webhook:
-        run_webhook(app, env, url)
-    else:
-        run_polling(app)
-    return 0
+    return _serve_until_stopped(lambda: build_application(loaded, env, args.config, args.faq), env, url, webhook)
+
+
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0  # seconds between start-up attempts while Telegram cannot be reached
+
+
+def _serve_until_stopped(build: Any, env: Any, url: str | None, webhook: bool) -> int:
+    """Start the bot; while Telegram cannot be reached at start-up (no network, DNS, a firewall), say so
+    in one line and try again, waiting longer each time (up to a minute), instead of a traceback.
+    A token Telegram refuses is not retried: one line, exit code 2."""
+    import time
+
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.app import run_polling, run_webhook
+
+    log = logging.getLogger("komek")
+    delay = RETRY_FIRST
+    while True:
+        app = build()  # a fresh Application each attempt: a failed start leaves PTB's objects half set up
+        try:
+            if webhook:
+                run_webhook(app, env, url)
+            else:
+                run_polling(app)
+            return 0
+        except InvalidToken as exc:
+            log.error("Telegram refused the token (%s): check TELEGRAM_BOT_TOKEN", exc)
+            return 2
+        except NetworkError as exc:  # TimedOut is one too
+            log.warning("Telegram cannot be reached (%s); trying again in %.0f s (Ctrl-C to stop)", exc, delay)
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 0
+        delay = min(delay * 2, RETRY_MAX)
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
