@@ -15,7 +15,7 @@ from pathlib import Path
 from bot.content import load_knowledge
 from bot.evaluation import parse_items
 from bot.matcher import Index, MatcherParams
-from bot.safety import detect
+from bot.understanding.crisis import detect
 from bot.yamlio import read_yaml
 
 

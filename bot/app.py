@@ -46,6 +46,8 @@ from bot.flood import FloodGuard
 from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
 from bot.polling import serve_polling
 from bot.staff import RELOAD_SECONDS, on_admin, on_operator_message, on_subscription, reload_job
+from bot.staff_teach import PREFIX as STAFF_PREFIX
+from bot.staff_teach import on_staff_button
 from bot.storage import Storage, StorageError
 from bot.webhook import serve_webhook
 
@@ -313,6 +315,7 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
     app.add_handler(CommandHandler(list(ADMIN_COMMANDS), on_admin))
     app.add_handler(CommandHandler(["subscribe", "unsubscribe"], on_subscription))
     app.add_handler(CommandHandler(list(COMMANDS), on_command))
+    app.add_handler(CallbackQueryHandler(on_staff_button, pattern=f"^{STAFF_PREFIX}"))  # /unanswered's buttons
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & NON_TEXT, on_non_text))

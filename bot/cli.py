@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.content import Loaded, load_knowledge
 from bot.dialogue import Knowledge, reply_to_text
+from bot.faq import FAQ
 from bot.i18n import choose_language
 from bot.problems import ContentError, Problems
 from bot.yamlio import YamlProblem, read_yaml
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="offline terminal chat with the same dialogue as the bot")
     _common(p)
     p.add_argument("--lang", default=None, help="start in this language (default: ask)")
+    p.add_argument(
+        "--db", type=Path, default=None, help="record to this SQLite file as the live bot does (default: nothing)"
+    )
 
     p = sub.add_parser("eval", help="accuracy on a labelled YAML file of {q, expect[, lang, kind]} items")
     _common(p)
@@ -69,6 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=30, help="the last N days, today included (default 30)")
     p.add_argument("--format", choices=["text", "csv", "html"], default="text", help="output format (default text)")
     p.add_argument("--out", type=Path, default=None, help="write to this file (default: print)")
+    p.add_argument("--db", type=Path, default=None, help="database (default: KOMEK_DB, else storage.database)")
+    p.add_argument("--lang", default=None, help="entry titles in this language (default: the default language)")
+    p.add_argument("--out-dir", type=Path, default=None, help="CSV: write one file per table into this folder")
+    p = sub.add_parser(
+        "teach",
+        help="list the questions the bot could not answer, teach one to an entry, or merge taught phrasings",
+        description=(
+            "Without arguments: the newest unanswered questions with their ids and closest entries (like "
+            "/unanswered). `teach ID ENTRY` adds question ID's text to ENTRY's questions in faq/taught.yaml "
+            "(ENTRY is an entry id, or 1-3 for the closest ones listed); you see exactly what will be added "
+            "and confirm. `teach ID --new-topic` keeps it for the next content review, `teach ID --ignore` "
+            "drops it. `teach --merge` moves every taught phrasing into the section files."
+        ),
+    )
+    _common(p)
+    p.add_argument("question", nargs="?", type=int, default=None, help="the question's id (#12 in the list)")
+    p.add_argument("entry", nargs="?", default=None, help="the entry id, or 1, 2 or 3 for the closest listed")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--new-topic", action="store_true", help="keep the question for the next content review")
+    action.add_argument("--ignore", action="store_true", help="drop the question from the review")
+    action.add_argument("--merge", action="store_true", help="move taught phrasings into the section files")
+    p.add_argument("--yes", action="store_true", help="do it without asking to confirm")
+    p.add_argument("--by", default="cli", help="who teaches, as written to taught.yaml (default: cli)")
+    p.add_argument("--limit", type=int, default=10, help="how many questions to list (default 10, at most 30)")
     p.add_argument("--db", type=Path, default=None, help="database (default: KOMEK_DB, else storage.database)")
     p = sub.add_parser("preview", help="the whole FAQ as one HTML page, drafts and stale entries highlighted")
     _common(p)
@@ -129,6 +157,7 @@ def _reply_json(k: Knowledge, question: str, lang: str | None) -> dict[str, Any]
         "kind": reply.kind,
         "suggestions": list(reply.suggestions),
         "urgent": reply.urgent,
+        "crisis": reply.crisis,
         "text": reply.text,
     }
 
@@ -194,12 +223,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import os
+
+    from bot.console import OFFLINE_KEY, Recorder, run_chat
+    from bot.storage import StorageError
+
     loaded = _load(args)
     if loaded is None:
         return 1
-    from bot.console import run_chat
-
-    run_chat(loaded.knowledge, args.lang)
+    k = loaded.knowledge
+    if args.lang is not None and args.lang not in k.config.languages:
+        print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
+        return 2
+    recorder = None
+    if args.db is not None:
+        key = os.environ.get("KOMEK_SECRET", "").strip().encode() or OFFLINE_KEY
+        try:
+            recorder = Recorder(args.db, key)
+        except StorageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    try:
+        run_chat(k, args.lang, recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     return 0
 
 
@@ -251,10 +299,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     f"got {m['kind']} {m['got']} {m['suggestions']} top={m['top']}"
                 )
     overall = result["overall"]
-    failed = (args.min_top1 is not None and (overall["shown_first"] or 0) < args.min_top1) or (
-        args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection
-    )
-    return 1 if failed else 0
+    reasons = []
+    if args.min_top1 is not None and (overall["shown_first"] or 0) < args.min_top1:
+        reasons.append(f"shown-first {overall['shown_first']} is below --min-top1 {args.min_top1}")
+    if args.min_rejection is not None and (overall["rejection"] or 0) < args.min_rejection:
+        reasons.append(f"off-topic rejection {overall['rejection']} is below --min-rejection {args.min_rejection}")
+    for reason in reasons:
+        print(f"FAIL: {args.file}: {reason}", file=sys.stderr)
+    return 1 if reasons else 0
 
 
 def _fig(value: float | None) -> str:
@@ -287,17 +339,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.days < 1:
         print("--days must be at least 1", file=sys.stderr)
         return 2
+    if args.out_dir is not None:
+        args.format = "csv"
+    if args.format == "csv" and args.out_dir is None:
+        print("CSV is one file per table: give --out-dir FOLDER (e.g. --out-dir report-csv)", file=sys.stderr)
+        return 2
     loaded = _load(args)
     if loaded is None:
         return 1
     k = loaded.knowledge
+    if args.lang is not None and args.lang not in k.config.languages:
+        print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
+        return 2
     db = args.db or database_path(os.environ, k.config.storage.database, args.config.parent)  # the bot's own
     tz = ZoneInfo(k.config.contacts.office.hours.timezone)
     now = dt.datetime.now(dt.UTC)
     first, last, since = rp.period(now, args.days, tz)
     until = now + dt.timedelta(days=1)  # a clock a little ahead of ours still counts as today
 
-    async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote]]:
+    async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote], list[rp.Decided]]:
         async with await Storage.open_readonly(db) as store:
             events = [
                 rp.Event(rp.parse_ts(t), kind, e, lang) for t, kind, e, lang in await store.events_between(since, until)
@@ -307,10 +367,14 @@ def cmd_report(args: argparse.Namespace) -> int:
                 for t, lang, kind, text in await store.unanswered_between(since, until)
             ]
             votes = [rp.Vote(rp.parse_ts(t), e, ok) for t, e, ok in await store.feedback_between(since, until)]
-        return events, unanswered, votes
+            decided = [
+                rp.Decided(rp.parse_ts(t), action, entry, lang, text)
+                for t, _, action, entry, lang, _, text in await store.teaching_decisions()
+            ]
+        return events, unanswered, votes, decided
 
     try:
-        events, unanswered, votes = asyncio.run(read())
+        events, unanswered, votes, decided = asyncio.run(read())
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -321,17 +385,202 @@ def cmd_report(args: argparse.Namespace) -> int:
         first_day=first,
         last_day=last,
         tz=tz,
-        titles=rp.entry_titles(k.faq, k.config.default_language),
+        titles=rp.entry_titles(k.faq, args.lang or k.config.default_language),
         closest=rp.matcher_closest(k.index),
         near=k.config.matcher.suggest_threshold,
+        off_topic=k.index.off_topic_words,
+        decisions=decided,
     )
     if args.format == "csv":
-        text = rp.render_csv(report)
-    elif args.format == "html":
-        text = rp.render_html(report, f"Generated {now:%Y-%m-%d %H:%M} UTC from {db.name}.")
+        return _write_tables(rp.render_csv_tables(report), args.out_dir)
+    if args.format == "html":
+        text = rp.render_html(report, f"Generated {rp.local(now, str(tz))} ({now:%H:%M} UTC) from {db.name}.")
     else:
         text = rp.render_text(report)
     return _write(text, args.out)
+
+
+def _write_tables(tables: dict[str, str], folder: Path) -> int:
+    """The report's CSV tables, one file each, into `folder` (created if needed)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in tables.items():
+            (folder / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write into {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(tables)} tables into {folder}: {', '.join(tables)}", file=sys.stderr)
+    return 0
+
+
+def _database(args: argparse.Namespace, k: Knowledge) -> Path:
+    import os
+
+    from bot.config import database_path
+
+    return Path(args.db or database_path(os.environ, k.config.storage.database, args.config.parent))
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    print(f"{question} [y/N] ", end="", flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    import asyncio
+    from zoneinfo import ZoneInfo
+
+    from bot import review
+    from bot.content import resolve_faq_dir
+    from bot.storage import Storage, StorageError
+    from bot.taught import BY_RE, clean_text
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    k = loaded.knowledge
+    faq_dir = resolve_faq_dir(k.config, args.config, args.faq)
+    if args.merge:
+        return _teach_merge(args, loaded, faq_dir)
+    if not BY_RE.match(args.by):
+        print("--by must be a short name or pseudonym (letters, digits, - _ .)", file=sys.stderr)
+        return 2
+    if args.question is None and (args.entry or args.new_topic or args.ignore):
+        print("give the question's id first, e.g.: python -m bot teach 12 asylum-apply", file=sys.stderr)
+        return 2
+    db = _database(args, k)
+    tz = ZoneInfo(k.config.contacts.office.hours.timezone)
+    lang = k.config.default_language
+    now = dt.datetime.now(dt.UTC)
+
+    async def listing() -> str:
+        async with await Storage.open_readonly(db) as store:
+            rows = await store.recent_unanswered(500)
+            decisions = review.decisions_by_text(await store.teaching_decisions())
+        items = review.questions_for_review(rows, decisions, review.parse_limit(str(args.limit)))
+        return review.listing(k, items, tz, lang) + (
+            "\nTeach one: python -m bot teach ID ENTRY (ENTRY: an entry id, or 1-3 from the list)\n" if items else ""
+        )
+
+    async def decide() -> int:
+        async with await Storage.open(db) as store:
+            row = await store.unanswered_by_id(args.question)
+            if row is None:
+                print(f"#{args.question}: no such question stored (purged, erased, or a wrong id)", file=sys.stderr)
+                return 1
+            decisions = review.decisions_by_text(await store.teaching_decisions())
+            [q] = review.questions_for_review([row], decisions, 1)
+            print(review.question_text(q, tz))
+            if q.decision is not None:
+                print(f"Already handled: {review.decision_text(q.decision, tz)}")
+                return 1
+            if args.new_topic or args.ignore:
+                action = "new_topic" if args.new_topic else "ignored"
+                await store.record_teaching(q.id, action, None, None, args.by, now)
+                print("Kept for the next content review." if args.new_topic else "Ignored.")
+                return 0
+            entry_id = args.entry
+            if entry_id in ("1", "2", "3"):
+                closest = review.closest_entries(k, q.text)
+                if int(entry_id) > len(closest):
+                    print(f"there is no closest entry number {entry_id}", file=sys.stderr)
+                    return 2
+                entry_id = closest[int(entry_id) - 1].entry_id
+            text = clean_text(q.text)
+            problem = review.teach_problem(k, entry_id, text)
+            if problem is not None:
+                print(f"Not taught: {problem}.", file=sys.stderr)
+                return 1
+            print("\n" + review.confirm_text(k, q, entry_id, lang))
+            if not _confirm("Add it?", args.yes):
+                print("Nothing added.")
+                return 1
+            item, said = review.teach(k, faq_dir, q, entry_id, args.by, now.astimezone(tz).date())
+            print(said)
+            if item is None:
+                return 1
+            await store.record_teaching(q.id, "taught", item.entry_id, item.lang, args.by, now)
+            print("The running bot picks it up within 30 seconds (an admin's /reload: at once).")
+            return 0
+
+    try:
+        if args.question is None:
+            sys.stdout.write(asyncio.run(listing()))
+            return 0
+        if not (args.entry or args.new_topic or args.ignore):
+            print("say what to do: an ENTRY to teach it to, --new-topic or --ignore", file=sys.stderr)
+            return 2
+        return asyncio.run(decide())
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _teach_merge(args: argparse.Namespace, loaded: Loaded, faq_dir: Path) -> int:
+    """`teach --merge`: every taught phrasing into its section file, checked on a copy first."""
+    import shutil
+    import tempfile
+
+    from bot.faq import load_faq
+    from bot.taught import TAUGHT_FILE, merge_texts, plan_merge, write_atomically
+
+    faq = loaded.knowledge.faq
+    if not faq.taught:
+        print(f"Nothing to merge: {faq_dir / TAUGHT_FILE} has no taught phrasings.")
+        return 0
+    taught_path = faq_dir / TAUGHT_FILE
+    plan = merge_texts(plan_merge(faq_dir, faq.entries, faq.taught), taught_path, faq.taught)
+    for item in plan.merged:
+        print(f"  {item.entry_id} ({item.lang}): {item.text}")
+    for item, why in plan.kept:
+        print(f"  stays in {TAUGHT_FILE}: {item.entry_id} ({item.lang}) {item.text!r}: {why}")
+    if not plan.merged:
+        return 1
+    # the same content, checked on a copy: every entry must keep exactly its questions
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "faq"
+        shutil.copytree(faq_dir, copy)
+        for path, text in plan.files.items():
+            (copy / path.name).write_text(text, encoding="utf-8")
+        (copy / TAUGHT_FILE).write_text(plan.taught_text, encoding="utf-8")
+        try:
+            after = load_faq(copy, loaded.knowledge.config, _today())
+        except ContentError as exc:
+            print("Not merged: the merged files would not pass check:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+    changed = _changed_questions(faq, after)
+    if changed:
+        print(f"Not merged: the questions of {', '.join(changed)} would change; add them by hand.", file=sys.stderr)
+        return 1
+    files = ", ".join(str(p) for p in plan.files)
+    if not _confirm(f"Move {len(plan.merged)} phrasing(s) into {files}?", args.yes):
+        print("Nothing changed.")
+        return 1
+    for path, text in plan.files.items():
+        write_atomically(path, text)
+    write_atomically(taught_path, plan.taught_text)
+    print(f"Merged {len(plan.merged)} phrasing(s); {len(plan.kept)} stay in {TAUGHT_FILE}. Run `python -m bot check`.")
+    return 0
+
+
+def _changed_questions(before: FAQ, after: FAQ) -> list[str]:
+    """Entries whose questions (in any language) differ between two loads of the content."""
+    if set(before.entries) != set(after.entries):
+        return sorted(set(before.entries) ^ set(after.entries))
+    changed = []
+    for entry_id, entry in before.entries.items():
+        other = after.entries[entry_id]
+        if any(sorted(b.questions) != sorted(other.langs[lang].questions) for lang, b in entry.langs.items()):
+            changed.append(entry_id)
+    return changed
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -346,7 +595,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     import os
 
-    from bot.app import EnvError, build_application, read_env, run_polling, run_webhook, setup_logging
+    from bot.app import EnvError, build_application, read_env, setup_logging
 
     loaded = _load(args)
     if loaded is None:
@@ -365,12 +614,42 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     setup_logging([env.token, env.secret.decode(), env.webhook_secret or ""])
     for warning in loaded.warnings:
         logging.getLogger("komek").warning("%s", warning)
-    app = build_application(loaded, env, args.config, args.faq)
-    if webhook:
-        run_webhook(app, env, url)
-    else:
-        run_polling(app)
-    return 0
+    return _serve_until_stopped(lambda: build_application(loaded, env, args.config, args.faq), env, url, webhook)
+
+
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0  # seconds between start-up attempts while Telegram cannot be reached
+
+
+def _serve_until_stopped(build: Any, env: Any, url: str | None, webhook: bool) -> int:
+    """Start the bot; while Telegram cannot be reached at start-up (no network, DNS, a firewall), say so
+    in one line and try again, waiting longer each time (up to a minute), instead of a traceback.
+    A token Telegram refuses is not retried: one line, exit code 2."""
+    import time
+
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.app import run_polling, run_webhook
+
+    log = logging.getLogger("komek")
+    delay = RETRY_FIRST
+    while True:
+        app = build()  # a fresh Application each attempt: a failed start leaves PTB's objects half set up
+        try:
+            if webhook:
+                run_webhook(app, env, url)
+            else:
+                run_polling(app)
+            return 0
+        except InvalidToken as exc:
+            log.error("Telegram refused the token (%s): check TELEGRAM_BOT_TOKEN", exc)
+            return 2
+        except NetworkError as exc:  # TimedOut is one too
+            log.warning("Telegram cannot be reached (%s); trying again in %.0f s (Ctrl-C to stop)", exc, delay)
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 0
+        delay = min(delay * 2, RETRY_MAX)
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
@@ -387,6 +666,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "report": cmd_report,
     "preview": cmd_preview,
+    "teach": cmd_teach,
 }
 
 

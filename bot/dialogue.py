@@ -18,8 +18,8 @@ from bot.i18n import Texts
 from bot.lexicon import lexicon
 from bot.matcher import Candidate, Index
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
-from bot.safety import Alarm, detect
 from bot.understanding import ranker
+from bot.understanding.crisis import Crisis, category_info, detect
 from bot.understanding.pipeline import Understanding, understand
 
 TELEGRAM_LIMIT = 4096
@@ -63,6 +63,7 @@ class Reply:
     feedback: tuple[str, bool] | None = None  # (entry id, helpful?) to store
     forget: bool = False  # the user confirmed erasing their data
     await_question: bool = False  # the user agreed to ask a person: their next message goes to staff
+    crisis: str | None = None  # the crisis category of an urgent reply (bot/data/crisis.yaml)
 
 
 @dataclass(frozen=True)
@@ -264,47 +265,68 @@ def _smalltalk_kind(text: str) -> str | None:
     return kinds[0] if kinds else None
 
 
-def _urgent_entry(k: Knowledge, alarm: Alarm, top: Candidate | None, threshold: float) -> tuple[str, float]:
-    """Which entry follows the emergency numbers. Violence and detention wording get their own safety
-    entry ("муж избил" is about violence, not family reunification) unless the matcher is confident
-    in another urgent entry; danger words often come inside an asylum story, so there a confident
-    match wins ("меня убьют дома, могу ли я стать беженцем")."""
-    if top is None or top.score < threshold:
-        return alarm.entry_id, 0.0
-    entry = k.faq.entries.get(top.entry_id)
-    if top.entry_id == alarm.entry_id or (entry is not None and entry.urgent) or alarm.category == "danger":
-        return top.entry_id, top.score
-    return alarm.entry_id, 0.0
+def _crisis_entry(k: Knowledge, crisis: Crisis, top: Candidate | None, threshold: float) -> str | None:
+    """The FAQ entry under the crisis text: one the matcher is sure of when it is itself urgent or the
+    category's own ("мужа задержали, что делать" gets the detention answer), else the category's entry
+    if the FAQ has it, else the emergency entry."""
+    if top is not None and top.score >= threshold:
+        entry = k.faq.entries.get(top.entry_id)
+        if entry is not None and (entry.urgent or top.entry_id == crisis.entry_id):
+            return top.entry_id
+    for entry_id in (crisis.entry_id, "emergency"):
+        if entry_id in k.faq.entries:
+            return entry_id
+    return None
+
+
+def crisis_reply(k: Knowledge, crisis: Crisis, lang: str, candidates: tuple[Candidate, ...] = ()) -> Reply:
+    """The number that fits comes first (ui.yaml: crisis_<category>), then the FAQ answer the message
+    matched, then "Ask a person". Never depends on office hours."""
+    lang = k.lang(lang)
+    mc = k.config.matcher
+    top = candidates[0] if candidates else None
+    head = k.t(f"crisis_{crisis.category}", lang)
+    entry_id = _crisis_entry(k, crisis, top, mc.answer_threshold)
+    _, show = category_info(crisis.category)
+    if entry_id is not None and (
+        show or (top is not None and top.entry_id == entry_id and entry_id != crisis.entry_id)
+    ):
+        reply = entry_reply(
+            k, entry_id, lang, kind=URGENT, score=top.score if top else 0.0, header=head, candidates=candidates
+        )
+        return Reply(**{**reply.__dict__, "crisis": crisis.category})
+    rows: list[tuple[Button, ...]] = []
+    if entry_id is not None:
+        rows.append((_entry_button(k, k.faq.entries[entry_id], lang),))
+    rows.append((Button(k.t("ask_person_button", lang), data="ask"),))
+    rows.append(_menu_row(k, lang))
+    return Reply(
+        kind=URGENT,
+        text=head,
+        lang=lang,
+        buttons=tuple(rows),
+        entry_id=entry_id,
+        urgent=True,
+        candidates=candidates,
+        crisis=crisis.category,
+    )
 
 
 def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
     """The engine's answer to a free-text message, in `lang`."""
     lang = k.lang(lang)
     mc = k.config.matcher
-    alarm = detect(text)
+    crisis = detect(text)
     content = k.index.content_terms(text)
-    if not content and alarm is None:
+    if not content and crisis is None:
         kind = _smalltalk_kind(text)
         if kind is not None:
             reply = menu_reply(k, lang, text=k.t(f"smalltalk_{kind}", lang), kind=SMALLTALK)
             return reply
         return fallback_reply(k, lang, key="empty_message")
     candidates = tuple(k.index.match(text, limit=max(5, mc.max_suggestions + 1)))
-    top = candidates[0] if candidates else None
-    if alarm is not None:
-        entry_id, score = _urgent_entry(k, alarm, top, mc.answer_threshold)
-        entry = k.faq.entries.get(entry_id)
-        # An entry whose answer already opens with the emergency number needs no second copy above it.
-        leads = entry is not None and "{emergency}" in entry.langs[lang].answer[:200]
-        return entry_reply(
-            k,
-            entry_id,
-            lang,
-            kind=URGENT,
-            score=score,
-            header="" if leads else k.t("urgent_header", lang),
-            candidates=candidates,
-        )
+    if crisis is not None:
+        return crisis_reply(k, crisis, lang, candidates)
     decision = understand(k.understanding, text, mc, candidates)
     if decision.kind == ANSWER and decision.entry_id is not None:
         return entry_reply(k, decision.entry_id, lang, score=decision.confidence, candidates=candidates)

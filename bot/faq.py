@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.config import URL_RE, Config
 from bot.problems import ContentError, Problems
+from bot.taught import TAUGHT_FILE, Taught, load_taught, merge_taught
 from bot.yamlio import LineDict, LineList, YamlProblem, read_yaml
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -26,7 +27,7 @@ TITLE_MAX = 32
 ANSWER_SOFT_MAX = 900  # the style guide says about 700 before the links; warn well past it
 MIN_QUESTIONS_WARN = 8
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler"}
-SPECIAL_FILES = {"ui.yaml", "synonyms.yaml"}
+SPECIAL_FILES = {"ui.yaml", "synonyms.yaml", TAUGHT_FILE}
 ENTRY_KEYS = {"id", "sources", "link", "reviewed", "urgent", "related", "section"}
 LANG_KEYS = {"checked", "title", "questions", "keywords", "answer"}
 
@@ -71,6 +72,7 @@ class FAQ:
     ui: Mapping[str, Mapping[str, str]]
     synonyms: tuple[tuple[str, ...], ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    taught: tuple[Taught, ...] = ()  # faq/taught.yaml, already among their entries' questions
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -616,6 +618,7 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
             ids.append(entry.id)
         sections.append(Section(id=section_id, titles=titles, entry_ids=tuple(ids)))
 
+    taught = _load_taught(base, shown(base / TAUGHT_FILE), entries, config, today, p, len(sections) == len(files))
     for entry in entries.values():
         for rel in entry.related:
             if rel not in entries:
@@ -633,7 +636,27 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
         ui=ui,
         synonyms=synonyms,
         warnings=tuple(str(w) for w in p.warnings),
+        taught=taught,
     )
+
+
+def _load_taught(
+    base: Path, shown: str, entries: dict[str, Entry], config: Config, today: dt.date, p: Problems, whole: bool
+) -> tuple[Taught, ...]:
+    """faq/taught.yaml, checked, its phrasings added to their entries' questions. When a section file
+    could not be read (`whole` false), its entries' taught phrasings are skipped without an error of
+    their own: the file's error says it all."""
+    path = base / TAUGHT_FILE
+    if not path.exists():
+        return ()
+    mine = Problems()
+    taught = load_taught(path, shown, entries, config.languages, today, mine)
+    for problem in mine.items:
+        if not whole and "does not exist" in problem.message:
+            continue
+        p.items.append(problem)
+    merge_taught(entries, taught)
+    return taught
 
 
 def _draft_warnings(p: Problems, entries: Any) -> None:

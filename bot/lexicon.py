@@ -1,4 +1,5 @@
-"""Language knowledge shipped with the code: stopwords, small-talk words, safety wording.
+"""Language knowledge shipped with the code: stopwords, small-talk words, off-topic words (crisis
+wording is bot/data/crisis.yaml).
 
 Loaded once from bot/data/lexicon.yaml and folded the same way as user text, so one list covers
 "сәлем" and "салем", "здравствуйте" and "zdravstvuyte".
@@ -16,17 +17,9 @@ from bot.normalize import latin_to_cyrillic, normalize, tokens
 
 
 @dataclass(frozen=True)
-class SafetyRule:
-    category: str
-    entry_id: str
-    phrases: tuple[tuple[str, ...], ...]  # each phrase: word stems that must all start some word
-
-
-@dataclass(frozen=True)
 class Lexicon:
     stopwords: frozenset[str]
     smalltalk: dict[str, frozenset[str]]
-    safety: tuple[SafetyRule, ...]
     language_words: dict[str, frozenset[str]]  # stopwords per language, for language detection
     off_topic: tuple[str, ...] = ()  # stems of words that name other services (weather, a driving licence...)
 
@@ -47,14 +40,9 @@ def lexicon() -> Lexicon:
     for lang, text in raw["stopwords"].items():
         stop.update(_words(text) if lang == "ru-lat" else per_lang[lang])
     smalltalk = {kind: frozenset(_words(text)) for kind, text in raw["smalltalk"].items()}
-    rules = []
-    for category, spec in raw["safety"].items():
-        phrases = tuple(tuple(tokens(normalize(str(p)))) for p in spec["phrases"])
-        rules.append(SafetyRule(category, spec["entry"], tuple(p for p in phrases if p)))
     return Lexicon(
         stopwords=frozenset(stop),
         smalltalk=smalltalk,
-        safety=tuple(rules),
         language_words=per_lang,
         off_topic=tuple(sorted(set(_words(raw.get("off_topic", ""))))),
     )

@@ -604,6 +604,11 @@ class Index:
             out.append(Candidate(c.entry_id, round(score, 4), c.coverage, c.fit, c.evidence))
         return out
 
+    def off_topic_words(self, text: str) -> list[str]:
+        """The message's words that name other services (lexicon's off_topic): the matcher's off-topic
+        signal, which counts against every entry (the report tells off-topic questions from gaps by it)."""
+        return [r for word in self._words(normalize(text)) for r in word[:1] if any(map(self._off_topic, word))]
+
     def content_terms(self, text: str) -> list[str]:
         """The message's topic words (no stopwords): empty means it says nothing to match."""
         return self._terms(normalize(text))

@@ -14,7 +14,7 @@ import html
 import io
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
@@ -45,6 +45,7 @@ SIMILARITY = 80  # rapidfuzz token_set_ratio (0-100) from which two questions co
 EXAMPLES = 8  # distinct phrasings shown per group
 
 Closest = Callable[[str], tuple[str, float] | None]
+OffTopic = Callable[[str], Sequence[str]]  # the words of a question that name other services
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,17 @@ class Unanswered:
     lang: str
     kind: str
     text: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """Staff's decision about a stored question (/unanswered or `python -m bot teach`)."""
+
+    ts: dt.datetime
+    action: str  # taught / new_topic / ignored
+    entry_id: str | None
+    lang: str | None
+    text: str | None  # the question, while it is still stored
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,18 @@ class Group:
     closest: str | None
     closest_title: str
     closest_score: float
+    off_topic: bool = False  # most of its questions name other services (the matcher's off-topic signal)
+    off_words: tuple[str, ...] = ()  # those words, most frequent first
+
+
+@dataclass(frozen=True)
+class NewTopic:
+    """A question staff kept for the next content review."""
+
+    asked: dt.datetime | None
+    decided: dt.datetime
+    lang: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -123,10 +147,21 @@ class Report:
     groups: tuple[Group, ...]
     unanswered: int
     near: float  # a closest entry scoring at least this is worth new phrasings; below, a new entry
+    teaching: Mapping[str, int] = field(default_factory=dict)  # decisions in the period by action
+    new_topics: tuple[NewTopic, ...] = ()
+    handled: int = 0  # unanswered questions of the period already decided on (not in the groups)
 
     @property
     def days(self) -> int:
         return (self.last_day - self.first_day).days + 1
+
+    @property
+    def gaps(self) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if not g.off_topic)
+
+    @property
+    def off_topic(self) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if g.off_topic)
 
 
 # ---------------------------------------------------------------- inputs
@@ -178,8 +213,12 @@ def compute(
     closest: Closest,
     near: float = 0.4,
     top_n: int = 10,
+    off_topic: OffTopic = lambda text: (),
+    decisions: Iterable[Decided] = (),
 ) -> Report:
-    """Every figure of the report; rows outside [first_day, last_day] (local days) are left out."""
+    """Every figure of the report; rows outside [first_day, last_day] (local days) are left out.
+    Unanswered questions staff already decided on (taught, new topic, ignored: at any time) are
+    counted as handled, not grouped again."""
 
     def inside(ts: dt.datetime) -> bool:
         return first_day <= ts.astimezone(tz).date() <= last_day
@@ -212,7 +251,21 @@ def compute(
 
     top = [figures(e) for e, _ in sorted(shown.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]]
     voted = sorted(set(up) | set(down), key=lambda e: (-(up[e] + down[e]), -up[e], e))
-    kept = [u for u in unanswered if inside(u.ts)]
+    decided = list(decisions)
+    handled_texts = {d.text for d in decided if d.text is not None}
+    asked: dict[str, Unanswered] = {}
+    period_items = [u for u in unanswered if inside(u.ts)]
+    for u in period_items:
+        asked.setdefault(u.text, u)
+    kept = [u for u in period_items if u.text not in handled_texts]
+    in_period = [d for d in decided if inside(d.ts)]
+    new_topics = tuple(
+        NewTopic(
+            asked[d.text].ts if d.text in asked else None, d.ts, asked[d.text].lang if d.text in asked else "", d.text
+        )
+        for d in in_period
+        if d.action == "new_topic" and d.text is not None
+    )
     return Report(
         first_day=first_day,
         last_day=last_day,
@@ -222,9 +275,12 @@ def compute(
         by_lang=tuple((lang, Counts(dict(c))) for lang, c in by_lang),
         top=tuple(top),
         feedback=tuple(figures(e) for e in voted),
-        groups=tuple(group_unanswered(kept, titles, closest)),
+        groups=tuple(group_unanswered(kept, titles, closest, off_topic)),
         unanswered=len(kept),
         near=near,
+        teaching=dict(Counter(d.action for d in in_period)),
+        new_topics=new_topics,
+        handled=len(period_items) - len(kept),
     )
 
 
@@ -253,13 +309,23 @@ def cluster(keys: Sequence[str], threshold: float = SIMILARITY) -> list[list[int
     return groups
 
 
-def group_unanswered(items: Sequence[Unanswered], titles: Mapping[str, str], closest: Closest) -> list[Group]:
+def group_unanswered(
+    items: Sequence[Unanswered], titles: Mapping[str, str], closest: Closest, off_topic: OffTopic = lambda t: ()
+) -> list[Group]:
     """Similar questions together, biggest group first, each with the entry most of them are closest to
-    (the matcher is asked about a group's most frequent phrasings only: about 10 ms each)."""
+    (the matcher is asked about a group's most frequent phrasings only: about 10 ms each). A group
+    most of whose questions name other services (weather, pizza, an iPhone) is off-topic."""
     out: list[Group] = []
     for members in cluster([topic_key(u.text) for u in items]):
         texts = Counter(items[i].text for i in members)
         votes: dict[str, list[float]] = defaultdict(list)
+        off_count = 0
+        off_words: Counter[str] = Counter()
+        for text, count in texts.items():
+            words = off_topic(text)
+            if words:
+                off_count += count
+                off_words.update(dict.fromkeys(words, count))
         for text, count in texts.most_common(EXAMPLES):
             best = closest(text)
             if best is not None:
@@ -274,6 +340,8 @@ def group_unanswered(items: Sequence[Unanswered], titles: Mapping[str, str], clo
                 closest=pick[0] if pick else None,
                 closest_title=titles.get(pick[0], "") if pick else "",
                 closest_score=round(sum(pick[1]) / len(pick[1]), 2) if pick else 0.0,
+                off_topic=off_count * 2 >= len(members),
+                off_words=tuple(w for w, _ in off_words.most_common(5)),
             )
         )
     out.sort(key=lambda g: -g.size)  # stable: equal sizes keep the order of their most common phrasing
@@ -282,6 +350,8 @@ def group_unanswered(items: Sequence[Unanswered], titles: Mapping[str, str], clo
 
 def advice(report: Report, group: Group) -> str:
     """What staff can do with a group of unanswered questions."""
+    if group.off_topic:
+        return f"about other services ({', '.join(group.off_words)}): no entry needed unless UNHCR wants to cover it"
     if group.closest is not None and group.closest_score >= report.near:
         return f"add these phrasings to '{group.closest}' if it answers them"
     return "no entry is close: a new entry may be needed"
@@ -299,36 +369,92 @@ def _counts_line(c: Counts) -> str:
     return f"{c.questions} question{'' if c.questions == 1 else 's'}: {rates}"
 
 
+def day_rows(report: Report) -> list[tuple[dt.date, dt.date, Counts]]:
+    """The days as table rows (first day, last day, counts): a run of two or more days without a
+    question is one row, so a quiet month is a few lines, not thirty."""
+    rows: list[tuple[dt.date, dt.date, Counts]] = []
+    for day, c in report.by_day:
+        if rows and not c.questions and not rows[-1][2].questions:
+            rows[-1] = (rows[-1][0], day, Counts({}))
+        else:
+            rows.append((day, day, c))
+    return rows
+
+
+def span(first: dt.date, last: dt.date) -> str:
+    return first.isoformat() if first == last else f"{first} – {last}"
+
+
+def local(ts: dt.datetime, timezone: str) -> str:
+    """A moment in the office's zone, with the zone's name: every time staff read says its zone."""
+    return f"{ts.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M} {timezone}"
+
+
+def teaching_line(report: Report) -> str:
+    t = report.teaching
+    return (
+        f"taught {t.get('taught', 0)}, new topic {t.get('new_topic', 0)}, ignored {t.get('ignored', 0)} "
+        "(decisions on /unanswered or with `python -m bot teach` in this period)"
+    )
+
+
+def _text_groups(report: Report, groups: Sequence[Group]) -> list[str]:
+    out = []
+    for n, g in enumerate(groups, 1):
+        langs = ", ".join(f"{k} {v}" for k, v in g.langs.items())
+        kinds = ", ".join(f"{LABELS.get(k, k)} {v}" for k, v in g.kinds.items())
+        closest = f"'{g.closest}' ({g.closest_title}), score {g.closest_score:.2f}" if g.closest else "none"
+        out.append(f"  {n}. {g.size} question(s) [{langs}; {kinds}]; closest entry: {closest}")
+        out.append(f"     → {advice(report, g)}")
+        out += [f"     - {text}" + (f"  ×{count}" if count > 1 else "") for text, count in g.phrasings[:EXAMPLES]]
+        if len(g.phrasings) > EXAMPLES:
+            out.append(f"     … and {len(g.phrasings) - EXAMPLES} more")
+    return out or ["  –"]
+
+
+def _size(groups: Sequence[Group]) -> str:
+    return f"{sum(g.size for g in groups)} question(s) in {len(groups)} group(s)"
+
+
 def render_text(report: Report) -> str:
     r = report
     out = [
         f"Komek report {r.first_day} – {r.last_day} ({r.days} days, {r.timezone} time)",
         f"Total: {_counts_line(r.total)}; small talk {r.total.n('smalltalk')}",
         "",
-        "By day:",
+        f"By day ({r.timezone}; days without questions collapsed):",
         f"  {'day':10} {'questions':>9} {'answered':>9} {'did-you-mean':>13} {'fallback':>9} {'urgent':>7}",
     ]
-    for day, c in r.by_day:
+    for first, last, c in day_rows(r):
+        if first != last:
+            out.append(f"  {span(first, last)}: no questions ({(last - first).days + 1} days)")
+            continue
         cells = " ".join(f"{pct(c.rate(k)):>{w}}" for k, w in zip(RATE_KINDS, (9, 13, 9, 7), strict=True))
-        out.append(f"  {day.isoformat():10} {c.questions:>9} {cells}")
+        out.append(f"  {first.isoformat():10} {c.questions:>9} {cells}")
     out += ["", "By language:"]
     out += [f"  {lang:4} {_counts_line(c)}" for lang, c in r.by_lang] or ["  –"]
     out += ["", "Top entries (answers and urgent replies):"]
     out += [f"  {e.shown:>5}  {e.entry_id}  ({e.title})" for e in r.top] or ["  –"]
     out += ["", "Feedback per entry (👍 / 👎):"]
     out += [f"  👍 {e.helpful:>3}  👎 {e.not_helpful:>3}  {e.entry_id}  ({e.title})" for e in r.feedback] or ["  –"]
-    out += ["", f"Unanswered questions ({r.unanswered}, in {len(r.groups)} groups of similar ones; scrubbed):"]
-    for n, g in enumerate(r.groups, 1):
-        langs = ", ".join(f"{k} {v}" for k, v in g.langs.items())
-        kinds = ", ".join(f"{LABELS.get(k, k)} {v}" for k, v in g.kinds.items())
-        closest = f"'{g.closest}' ({g.closest_title}), score {g.closest_score:.2f}" if g.closest else "none"
-        out.append(f"  {n}. {g.size} question(s) [{langs}; {kinds}]; closest entry: {closest}")
-        out.append(f"     → {advice(r, g)}")
-        out += [f"     - {text}" + (f"  ×{count}" if count > 1 else "") for text, count in g.phrasings[:EXAMPLES]]
-        if len(g.phrasings) > EXAMPLES:
-            out.append(f"     … and {len(g.phrasings) - EXAMPLES} more")
-    if not r.groups:
-        out.append("  –")
+    out += [
+        "",
+        f"Unanswered questions: {r.unanswered} to review (scrubbed), grouped by similarity; "
+        f"{r.handled} more already handled.",
+        "",
+        f"Possible gaps ({_size(r.gaps)}): the FAQ may be missing these",
+        *_text_groups(r, r.gaps),
+        "",
+        f"Off-topic ({_size(r.off_topic)}): about other services (the matcher's off-topic words)",
+        *_text_groups(r, r.off_topic),
+        "",
+        f"Teaching: {teaching_line(r)}",
+        "",
+        f"New topics for the next content review ({len(r.new_topics)}):",
+    ]
+    out += [
+        f"  - {t.text}  [{t.lang or '?'}; asked {local(t.asked, r.timezone) if t.asked else '–'}]" for t in r.new_topics
+    ] or ["  –"]
     return "\n".join(out) + "\n"
 
 
@@ -344,11 +470,10 @@ def _rate_cell(rate: float | None) -> str:
     return "" if rate is None else f"{rate:.4f}"
 
 
-def render_csv(report: Report) -> str:
-    """Several tables in one file, separated by an empty row; each header's first cell names its table."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def render_csv_tables(report: Report) -> dict[str, str]:
+    """One CSV file per table (file name -> text); every day is a row here (spreadsheets want them)."""
     rate_header = ["questions", *RATE_KINDS, "smalltalk", *(f"{k}_rate" for k in RATE_KINDS)]
+    tz = report.timezone
 
     def counts_row(c: Counts) -> list[object]:
         return [
@@ -357,24 +482,73 @@ def render_csv(report: Report) -> str:
             *(_rate_cell(c.rate(k)) for k in RATE_KINDS),
         ]
 
-    w.writerow(["day", *rate_header])
-    w.writerows([day.isoformat(), *counts_row(c)] for day, c in report.by_day)
-    w.writerow([])
-    w.writerow(["language", *rate_header])
-    w.writerows([lang, *counts_row(c)] for lang, c in report.by_lang)
-    w.writerow(["total", *counts_row(report.total)])
-    w.writerow([])
-    w.writerow(["top_entry", "title", "shown", "helpful", "not_helpful"])
-    w.writerows([e.entry_id, e.title, e.shown, e.helpful, e.not_helpful] for e in report.top)
-    w.writerow([])
-    w.writerow(["feedback_entry", "title", "helpful", "not_helpful"])
-    w.writerows([e.entry_id, e.title, e.helpful, e.not_helpful] for e in report.feedback)
-    w.writerow([])
-    w.writerow(["group", "group_size", "closest_entry", "closest_title", "closest_score", "question", "count"])
-    for n, g in enumerate(report.groups, 1):
-        for text, count in g.phrasings:
-            w.writerow([n, g.size, g.closest or "", g.closest_title, f"{g.closest_score:.2f}", _cell(text), count])
-    return buf.getvalue()
+    def table(header: list[str], rows: Iterable[Sequence[object]]) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return buf.getvalue()
+
+    groups = [("gap", n, g) for n, g in enumerate(report.gaps, 1)]
+    groups += [("off-topic", n, g) for n, g in enumerate(report.off_topic, 1)]
+    return {
+        "days.csv": table([f"day ({tz})", *rate_header], ([d.isoformat(), *counts_row(c)] for d, c in report.by_day)),
+        "languages.csv": table(
+            ["language", *rate_header],
+            [*([lang, *counts_row(c)] for lang, c in report.by_lang), ["total", *counts_row(report.total)]],
+        ),
+        "top_entries.csv": table(
+            ["entry", "title", "shown", "helpful", "not_helpful"],
+            ([e.entry_id, e.title, e.shown, e.helpful, e.not_helpful] for e in report.top),
+        ),
+        "feedback.csv": table(
+            ["entry", "title", "helpful", "not_helpful"],
+            ([e.entry_id, e.title, e.helpful, e.not_helpful] for e in report.feedback),
+        ),
+        "unanswered.csv": table(
+            [
+                "category",
+                "group",
+                "group_size",
+                "closest_entry",
+                "closest_title",
+                "closest_score",
+                "off_topic_words",
+                "question",
+                "count",
+            ],
+            (
+                [
+                    kind,
+                    n,
+                    g.size,
+                    g.closest or "",
+                    g.closest_title,
+                    f"{g.closest_score:.2f}",
+                    " ".join(g.off_words),
+                    _cell(text),
+                    count,
+                ]
+                for kind, n, g in groups
+                for text, count in g.phrasings
+            ),
+        ),
+        "new_topics.csv": table(
+            [f"asked ({tz})", f"decided ({tz})", "language", "question"],
+            (
+                [
+                    f"{t.asked.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}" if t.asked else "",
+                    f"{t.decided.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}",
+                    t.lang,
+                    _cell(t.text),
+                ]
+                for t in report.new_topics
+            ),
+        ),
+        "teaching.csv": table(
+            ["action", "count"], ([a, report.teaching.get(a, 0)] for a in ("taught", "new_topic", "ignored"))
+        ),
+    }
 
 
 # ---------------------------------------------------------------- HTML
@@ -388,7 +562,8 @@ text-align:right}td.t,th.t{text-align:left}
 .legend span{display:inline-block;margin-right:1rem}.legend i{display:inline-block;width:.9em;height:.9em;
 margin-right:.3em;vertical-align:-.1em}
 .group{margin:1rem 0;padding:.5rem 1rem;border-left:4px solid #90caf9;background:#f7fbff}
-.group ul{margin:.3rem 0}.muted{color:#666}svg{max-width:100%;height:auto}
+.group ul{margin:.3rem 0}
+.group[data-category=off-topic]{border-left-color:#b0bec5;background:#fafafa}.muted{color:#666}svg{max-width:100%;height:auto}
 """
 
 
@@ -483,6 +658,27 @@ def _counts_table(first: str, rows: Sequence[tuple[str, Counts]]) -> str:
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
+def _html_groups(report: Report, groups: Sequence[Group], category: str) -> str:
+    out = []
+    for n, g in enumerate(groups, 1):
+        items = "".join(
+            f"<li>{_e(text)}" + (f' <span class="muted">×{count}</span>' if count > 1 else "") + "</li>"
+            for text, count in g.phrasings
+        )
+        langs = ", ".join(f"{_e(k)} {v}" for k, v in g.langs.items())
+        kinds = ", ".join(f"{_e(LABELS.get(k, k))} {v}" for k, v in g.kinds.items())
+        closest = (
+            f"<b>{_e(g.closest)}</b> ({_e(g.closest_title)}), score {g.closest_score:.2f}" if g.closest else "none"
+        )
+        out.append(
+            f'<div class="group" data-category="{category}" data-size="{g.size}" '
+            f'data-closest="{_e(g.closest or "")}" data-off-topic-words="{_e(" ".join(g.off_words))}">'
+            f'<p><b>{n}.</b> {g.size} question(s) <span class="muted">[{langs}; {kinds}]</span><br>'
+            f"Closest entry: {closest} — {_e(advice(report, g))}</p><ul>{items}</ul></div>"
+        )
+    return "".join(out) or "<p>None in this period.</p>"
+
+
 def render_html(report: Report, generated: str = "") -> str:
     """One self-contained page: inline CSS and SVG, no scripts, fonts or links to fetch."""
     r = report
@@ -498,22 +694,16 @@ def render_html(report: Report, generated: str = "") -> str:
         f"<td>{e.helpful}</td><td>{e.not_helpful}</td></tr>"
         for e in r.feedback
     )
-    groups = []
-    for n, g in enumerate(r.groups, 1):
-        items = "".join(
-            f"<li>{_e(text)}" + (f' <span class="muted">×{count}</span>' if count > 1 else "") + "</li>"
-            for text, count in g.phrasings
-        )
-        langs = ", ".join(f"{_e(k)} {v}" for k, v in g.langs.items())
-        kinds = ", ".join(f"{_e(LABELS.get(k, k))} {v}" for k, v in g.kinds.items())
-        closest = (
-            f"<b>{_e(g.closest)}</b> ({_e(g.closest_title)}), score {g.closest_score:.2f}" if g.closest else "none"
-        )
-        groups.append(
-            f'<div class="group" data-size="{g.size}" data-closest="{_e(g.closest or "")}">'
-            f'<p><b>{n}.</b> {g.size} question(s) <span class="muted">[{langs}; {kinds}]</span><br>'
-            f"Closest entry: {closest} — {_e(advice(r, g))}</p><ul>{items}</ul></div>"
-        )
+    days = [
+        (span(first, last) + (f" ({(last - first).days + 1} days, no questions)" if first != last else ""), c)
+        for first, last, c in day_rows(r)
+    ]
+    new_rows = "".join(
+        f'<tr><td class="t">{_e(local(t.asked, r.timezone)) if t.asked else "–"}</td><td class="t">{_e(t.lang)}</td>'
+        f'<td class="t">{_e(t.text)}</td></tr>'
+        for t in r.new_topics
+    )
+    t = r.teaching
     sections = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -526,7 +716,7 @@ def render_html(report: Report, generated: str = "") -> str:
         "<h2>Replies by day</h2>",
         f'<div class="legend">{legend}</div>',
         daily_chart(r),
-        _counts_table("day", [(d.isoformat(), c) for d, c in r.by_day]),
+        _counts_table(f"day ({_e(r.timezone)})", days),
         "<h2>By language</h2>",
         _counts_table("language", list(r.by_lang)) if r.by_lang else "<p>–</p>",
         "<h2>Top entries</h2>",
@@ -541,10 +731,31 @@ def render_html(report: Report, generated: str = "") -> str:
         )
         if r.feedback
         else "<p>No feedback in this period.</p>",
-        f"<h2>Unanswered questions ({r.unanswered}, in {len(r.groups)} groups)</h2>",
+        f"<h2>Unanswered questions ({r.unanswered} to review)</h2>",
         '<p class="muted">Phone numbers, e-mails and document numbers were removed before storing. '
-        "Add a group's phrasings to the closest entry's questions if it answers them, or write a new entry.</p>",
-        "".join(groups) or "<p>None in this period.</p>",
+        f"{r.handled} more were already handled (taught, new topic or ignored) and are not listed. Teach a "
+        "phrasing to an entry with /unanswered in Telegram or <code>python -m bot teach</code>.</p>",
+        '<section id="possible-gaps">',
+        f"<h3>Possible gaps ({_size(r.gaps)})</h3>",
+        '<p class="muted">Questions about the FAQ\'s topics that no entry answered well: add the phrasings to '
+        "the closest entry if it answers them, or write a new entry.</p>",
+        _html_groups(r, r.gaps, "gap"),
+        "</section>",
+        '<section id="off-topic">',
+        f"<h3>Off-topic ({_size(r.off_topic)})</h3>",
+        '<p class="muted">Questions that name other services (weather, sport, shopping, phones…: the '
+        "matcher's off-topic words). No entry is needed unless UNHCR wants to cover them.</p>",
+        _html_groups(r, r.off_topic, "off-topic"),
+        "</section>",
+        "<h2>Teaching</h2>",
+        f'<p id="teaching" data-taught="{t.get("taught", 0)}" data-new-topic="{t.get("new_topic", 0)}" '
+        f'data-ignored="{t.get("ignored", 0)}">{_e(teaching_line(r))}</p>',
+        f'<section id="new-topics"><h3>New topics for the next content review ({len(r.new_topics)})</h3>',
+        f'<table><thead><tr><th class="t">asked ({_e(r.timezone)})</th><th class="t">language</th>'
+        f'<th class="t">question</th></tr></thead><tbody>{new_rows}</tbody></table>'
+        if r.new_topics
+        else "<p>None in this period.</p>",
+        "</section>",
         "</body></html>",
     ]
     return "\n".join(sections) + "\n"

@@ -12,6 +12,7 @@ import hashlib
 import html
 import logging
 from pathlib import Path
+from typing import Any
 
 from telegram import Message, Update
 from telegram.constants import ParseMode
@@ -45,6 +46,11 @@ def content_fingerprint(config_path: Path, faq_dir: Path) -> str:
 
 def _faq_dir(svc: Services) -> Path:
     return resolve_faq_dir(svc.knowledge.config, svc.config_path, svc.faq_dir)
+
+
+def staff_faq_dir(svc: Services) -> Path:
+    """The FAQ folder the bot loads (and /unanswered's teaching writes taught.yaml into)."""
+    return _faq_dir(svc)
 
 
 async def reload_content(context: ContextTypes.DEFAULT_TYPE, force: bool = False) -> str:
@@ -113,12 +119,10 @@ async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif command == "stats":
         text = await stats_text(svc, dt.datetime.now(dt.UTC))
     elif command == "unanswered":
-        rows = await svc.store(lambda s: s.latest_unanswered(15)) or []
-        text = "Latest unanswered questions (scrubbed):\n" + "\n".join(
-            f"• {ts[:16]} [{lang} {kind}] {q}" for ts, lang, kind, q in rows
-        )
-        if not rows:
-            text = "No unanswered questions stored."
+        from bot.staff_teach import show_unanswered  # it imports this module
+
+        await show_unanswered(update, context, message.text.partition(" ")[2])
+        return
     elif command == "announce":
         body = message.text.partition(" ")[2].strip()
         text = await announce(context, svc, body) if body else ANNOUNCE_HELP
@@ -129,25 +133,14 @@ async def on_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def stats_text(svc: Services, now: dt.datetime) -> str:
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    out = []
-    for label, since in (("Today", today), ("Last 7 days", now - dt.timedelta(days=7))):
-        stats = await svc.store(lambda s, since=since: s.stats(since))  # type: ignore[misc]
-        if stats is None:
-            return "Statistics are unavailable: the database cannot be read."
-        kinds = stats["kinds"]
-        total = sum(kinds.get(k, 0) for k in QUESTION_KINDS)
+    from zoneinfo import ZoneInfo
 
-        def pct(kind: str, kinds: dict[str, int] = kinds, total: int = total) -> str:
-            return f"{100 * kinds.get(kind, 0) / total:.0f}%" if total else "–"
+    from bot.review import stats_text as text_of
 
-        top = ", ".join(f"{e} ({n})" for e, n in stats["top"]) or "–"
-        out.append(
-            f"{label}: {total} questions; answered {pct('answer')}, did-you-mean {pct('did_you_mean')}, "
-            f"fallback {pct('fallback')}; urgent {kinds.get('urgent', 0)}; "
-            f"👍 {stats['helpful']} / 👎 {stats['not_helpful']}\n  top: {top}"
-        )
-    return "\n".join(out)
+    async def read(since: dt.datetime) -> dict[str, Any] | None:
+        return await svc.store(lambda s: s.stats(since))
+
+    return await text_of(read, now, ZoneInfo(svc.knowledge.config.contacts.office.hours.timezone))
 
 
 # ---------------------------------------------------------------- a person to talk to

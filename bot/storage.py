@@ -96,7 +96,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX handoffs_message ON handoffs (operator_message_id);
     CREATE INDEX handoffs_pid ON handoffs (pid);
     """,
+    # 3: what staff decided about an unanswered question (/unanswered, `python -m bot teach`): taught
+    # to an entry, kept as a new topic for the next content review, or ignored. No text and no user:
+    # the question stays in `unanswered` (and goes with its retention and with a /forget).
+    """
+    CREATE TABLE teaching (
+        id            INTEGER PRIMARY KEY,
+        ts            TEXT NOT NULL,
+        unanswered_id INTEGER NOT NULL,
+        action        TEXT NOT NULL,
+        entry_id      TEXT,
+        lang          TEXT,
+        by            TEXT NOT NULL
+    );
+    CREATE INDEX teaching_unanswered ON teaching (unanswered_id);
+    CREATE INDEX teaching_ts ON teaching (ts);
+    """,
 ]
+TEACHING_ACTIONS = ("taught", "new_topic", "ignored")
 
 _PID_RE = re.compile(r"^[0-9a-f]{32}$")
 LANGUAGE_CACHE_SIZE = 50_000  # users whose language choice is kept in memory (about 10 MB at most)
@@ -374,6 +391,47 @@ class Storage:
             (limit,),
         )
         return [(str(r[0]), str(r[1] or ""), str(r[2]), str(r[3])) for r in rows]
+
+    # ------------------------------------------------------------------ teaching (staff review)
+
+    async def recent_unanswered(self, limit: int = 200) -> list[tuple[int, str, str, str, str]]:
+        """(id, ts, lang, kind, scrubbed text) of the newest questions the bot could not answer."""
+        rows = await self._read(
+            "SELECT id, ts, lang, kind, text FROM unanswered ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [(int(r[0]), str(r[1]), str(r[2] or ""), str(r[3]), str(r[4])) for r in rows]
+
+    async def unanswered_by_id(self, question_id: int) -> tuple[int, str, str, str, str] | None:
+        """(id, ts, lang, kind, scrubbed text) of one stored question, or None (purged or forgotten)."""
+        rows = await self._read("SELECT id, ts, lang, kind, text FROM unanswered WHERE id = ?", (question_id,))
+        return (
+            (int(rows[0][0]), str(rows[0][1]), str(rows[0][2] or ""), str(rows[0][3]), str(rows[0][4]))
+            if rows
+            else None
+        )
+
+    async def record_teaching(
+        self, question_id: int, action: str, entry_id: str | None, lang: str | None, by: str, now: dt.datetime
+    ) -> None:
+        """Staff's decision about a stored question: taught (to entry_id, in lang), new_topic or ignored."""
+        if action not in TEACHING_ACTIONS:
+            raise ValueError(f"action must be one of {TEACHING_ACTIONS}")
+        await self._write(
+            "INSERT INTO teaching (ts, unanswered_id, action, entry_id, lang, by) VALUES (?, ?, ?, ?, ?, ?)",
+            (_iso(now), question_id, action, entry_id, lang, by),
+        )
+
+    async def teaching_decisions(self) -> list[tuple[str, int, str, str | None, str | None, str, str | None]]:
+        """(ts, question id, action, entry id, lang, by, the question's text or None once it is gone) of
+        every decision, oldest first. A database from before teaching existed has none."""
+        if await self.schema_version() < 3:
+            return []
+        rows = await self._read(
+            "SELECT t.ts, t.unanswered_id, t.action, t.entry_id, t.lang, t.by, u.text "
+            "FROM teaching t LEFT JOIN unanswered u ON u.id = t.unanswered_id ORDER BY t.id"
+        )
+        return [(str(r[0]), int(r[1]), str(r[2]), r[3], r[4], str(r[5]), r[6]) for r in rows]
 
     async def count_events(self) -> int:
         """How many events are stored (for health checks and tests)."""

@@ -26,6 +26,7 @@ TZ = ZoneInfo("Asia/Almaty")
 USERS = [pseudonym(1000 + i, KEY) for i in range(6)]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 EVIL = '<script>alert("x")</script> & <b>как получить визу</b>'
+NEW_TOPIC = "нужна справка о несудимости для работы"
 
 
 def local_noon(days_ago: int) -> dt.datetime:
@@ -76,6 +77,18 @@ async def build_db(path: Path, other_entry: str, urgent_entry: str) -> None:
         await s.record_unanswered(u[2], "ru", "fallback", EVIL, [], local_noon(0))
         await s.record_unanswered(u[2], "ru", "fallback", "позвоните мне +7 701 123 45 67", [], local_noon(0))
         await s.record_unanswered(u[5], "ru", "fallback", "old question outside the period", [], local_noon(40))
+        await s.record_unanswered(u[3], "en", "fallback", "where can I buy a pizza", [], local_noon(0))
+        # decided on by staff (/unanswered or `teach`): counted as handled, not grouped again
+        decided = {
+            NEW_TOPIC: "new_topic",
+            "asdfgh": "ignored",
+            "как продлить справку беженца": "taught",
+        }
+        for text, action in decided.items():
+            await s.record_unanswered(u[3], "ru", "fallback", text, [], local_noon(1))
+            [(qid, *_)] = [r for r in await s.recent_unanswered(50) if r[4] == text]
+            entry = "refugee-certificate" if action == "taught" else None
+            await s.record_teaching(qid, action, entry, "ru" if entry else None, "tg-0123456789", local_noon(0))
 
 
 @pytest.fixture
@@ -175,22 +188,72 @@ def test_html_report_is_self_contained_well_formed_and_charts_carry_the_numbers(
     total = next(a for t, a in doc.elements if a.get("id") == "total")
     assert total["data-questions"] == "10"
 
+    # the two groups of unanswered questions: possible gaps, then off-topic (the matcher's signal)
+    sections = [a.get("id") for t, a in doc.elements if t == "section"]
+    assert sections == ["possible-gaps", "off-topic", "new-topics"]
     groups = [a for t, a in doc.elements if t == "div" and a.get("class") == "group"]
-    assert groups[0]["data-size"] == "4"  # the four weather questions, together, first
-    assert sum(int(g["data-size"] or 0) for g in groups) == 7
-    assert [g["data-size"] for g in groups[1:]] == ["1", "1", "1"]
+    gaps = [g for g in groups if g["data-category"] == "gap"]
+    off = [g for g in groups if g["data-category"] == "off-topic"]
+    assert [g["data-size"] for g in gaps] == ["1", "1", "1"]  # renew, the escaped one, the scrubbed phone
+    assert [g["data-size"] for g in off] == ["4", "1"]  # the four weather questions together, the pizza
+    assert "погод" in (off[0]["data-off-topic-words"] or "") and "pizza" in (off[1]["data-off-topic-words"] or "")
+    assert groups.index(gaps[-1]) < groups.index(off[0])  # every gap comes before the off-topic ones
+    section_of = _section_of_groups(page)
+    assert section_of == {"possible-gaps": ["gap"] * 3, "off-topic": ["off-topic"] * 2, "new-topics": []}
+    assert "погода в алматы" in page.split('id="off-topic"')[1] and "погода в алматы" not in _between(
+        page, 'id="possible-gaps"', 'id="off-topic"'
+    )
+
+    teaching = next(a for t, a in doc.elements if a.get("id") == "teaching")
+    assert (teaching["data-taught"], teaching["data-new-topic"], teaching["data-ignored"]) == ("1", "1", "1")
+    assert NEW_TOPIC in _between(page, 'id="new-topics"', "</section>")
+    assert "asdfgh" not in page  # handled: not listed again
+    assert "Asia/Almaty" in _between(page, 'id="new-topics"', "</section>")
+
+
+def _between(page: str, start: str, end: str) -> str:
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+def _section_of_groups(page: str) -> dict[str, list[str]]:
+    """For each <section>, the data-category of the groups inside it (parsed, not searched)."""
+
+    class Sections(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.current: str | None = None
+            self.found: dict[str, list[str]] = {}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "section":
+                self.current = a.get("id") or ""
+                self.found[self.current] = []
+            elif tag == "div" and a.get("class") == "group" and self.current is not None:
+                self.found[self.current].append(a.get("data-category") or "")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "section":
+                self.current = None
+
+    parser = Sections()
+    parser.feed(page)
+    return parser.found
+
+
+def read_tables(folder: Path) -> dict[str, list[dict[str, str]]]:
+    return {p.stem: list(csv.DictReader(p.open(encoding="utf-8"))) for p in sorted(folder.glob("*.csv"))}
 
 
 def test_unanswered_groups_name_the_matchers_closest_entry(
     cli: RunCli, db: tuple[Path, str, str], knowledge: Knowledge
 ) -> None:
     path, _, _ = db
-    result = cli("report", "--db", path, "--format", "csv")
+    result = cli("report", "--db", path, "--out-dir", path.parent / "csv")
     assert result.returncode == 0, result.stderr
-    rows = [r for r in csv.reader(io.StringIO(result.stdout)) if r]
-    header = next(r for r in rows if r[0] == "group")
-    groups = [dict(zip(header, r, strict=True)) for r in rows if r[0].isdigit() and len(r) == len(header)]
+    groups = read_tables(path.parent / "csv")["unanswered"]
     renew = next(g for g in groups if g["question"] == "where can I renew my refugee certificate")
+    assert renew["category"] == "gap"
     expected = knowledge.index.match("where can I renew my refugee certificate", limit=1)[0]
     assert renew["closest_entry"] == expected.entry_id
     assert float(renew["closest_score"]) == pytest.approx(expected.score, abs=0.006)
@@ -199,50 +262,41 @@ def test_unanswered_groups_name_the_matchers_closest_entry(
 
 def test_csv_report_tables(cli: RunCli, db: tuple[Path, str, str]) -> None:
     path, other, urgent = db
-    result = cli("report", "--db", path, "--days", "30", "--format", "csv")
+    folder = path.parent / "tables"
+    assert cli("report", "--db", path, "--format", "csv").returncode == 2  # one file per table: a folder
+    result = cli("report", "--db", path, "--days", "30", "--format", "csv", "--out-dir", folder)
     assert result.returncode == 0, result.stderr
-    tables: dict[str, list[dict[str, str]]] = {}
-    current: list[str] | None = None
-    for row in csv.reader(io.StringIO(result.stdout)):
-        if not row:
-            current = None
-        elif current is None:
-            current = row
-            tables[row[0]] = []
-        else:
-            tables[current[0]].append(dict(zip(current, row, strict=True)))
-
-    assert set(tables) == {"day", "language", "top_entry", "feedback_entry", "group"}
-    by_day = {r["day"]: r for r in tables["day"]}
+    tables = read_tables(folder)
+    assert set(tables) == {"days", "languages", "top_entries", "feedback", "unanswered", "new_topics", "teaching"}
+    by_day = {r["day (Asia/Almaty)"]: r for r in tables["days"]}
     assert len(by_day) == 30 and day(29) in by_day and day(30) not in by_day
     assert by_day[day(0)]["questions"] == "6"
     assert by_day[day(0)]["answer"] == "3" and by_day[day(0)]["answer_rate"] == "0.5000"
     assert by_day[day(0)]["urgent_rate"] == "0.1667"
     assert by_day[day(2)]["questions"] == "0" and by_day[day(2)]["answer_rate"] == ""
 
-    langs = {r["language"]: r for r in tables["language"]}
+    langs = {r["language"]: r for r in tables["languages"]}
     assert langs["ru"]["questions"] == "6" and langs["ru"]["answer"] == "5" and langs["ru"]["fallback"] == "1"
     assert langs["en"]["questions"] == "3" and langs["en"]["did_you_mean_rate"] == "0.3333"
     assert langs["kk"]["urgent"] == "1"
     assert langs["total"]["questions"] == "10"
 
-    top = [(r["top_entry"], r["shown"]) for r in tables["top_entry"]]
+    top = [(r["entry"], r["shown"]) for r in tables["top_entries"]]
     assert top[0] == ("asylum-apply", "5")
     assert (other, "1") in top and (urgent, "1") in top
 
-    assert tables["feedback_entry"] == [
-        {
-            "feedback_entry": "asylum-apply",
-            "title": tables["feedback_entry"][0]["title"],
-            "helpful": "3",
-            "not_helpful": "1",
-        }
+    assert tables["feedback"] == [
+        {"entry": "asylum-apply", "title": tables["feedback"][0]["title"], "helpful": "3", "not_helpful": "1"}
     ]
-    questions = [r["question"] for r in tables["group"]]
-    assert "old question outside the period" not in questions
+    questions = [r["question"] for r in tables["unanswered"]]
+    assert "old question outside the period" not in questions and NEW_TOPIC not in questions
     assert questions.count("погода в алматы") == 1  # shown once, with its count
-    weather = next(r for r in tables["group"] if r["question"] == "погода в алматы")
+    weather = next(r for r in tables["unanswered"] if r["question"] == "погода в алматы")
     assert weather["count"] == "2" and weather["group_size"] == "4" and weather["group"] == "1"
+    assert weather["category"] == "off-topic"
+    assert [r["question"] for r in tables["new_topics"]] == [NEW_TOPIC]
+    assert set(tables["new_topics"][0]) == {"asked (Asia/Almaty)", "decided (Asia/Almaty)", "language", "question"}
+    assert {r["action"]: r["count"] for r in tables["teaching"]} == {"taught": "1", "new_topic": "1", "ignored": "1"}
 
 
 def test_text_report(cli: RunCli, db: tuple[Path, str, str]) -> None:
@@ -253,11 +307,18 @@ def test_text_report(cli: RunCli, db: tuple[Path, str, str]) -> None:
     assert "(7 days, Asia/Almaty time)" in text
     assert "Total: 10 questions: answered 60%, did-you-mean 10%, fallback 20%, urgent 10%" in text
     assert re.search(rf"^  {day(0)} +6 +50% +17% +17% +17%$", text, re.M)
-    assert re.search(rf"^  {day(2)} +0 +– +– +– +–$", text, re.M)
+    assert re.search(rf"^  {day(2)} +0 +– +– +– +–$", text, re.M)  # one quiet day: its own row
+    assert f"  {day(6)} – {day(4)}: no questions (3 days)" in text  # a quiet run: one row
+    assert not re.search(rf"^  {day(5)} ", text, re.M)
     assert "👍   3  👎   1  asylum-apply" in text
-    assert "Unanswered questions (7, in 4 groups" in text
-    assert "погода в алматы  ×2" in text
-    assert EVIL in text
+    assert "Unanswered questions: 8 to review (scrubbed), grouped by similarity; 3 more already handled." in text
+    gaps, off = text.split("Possible gaps (3 question(s) in 3 group(s))")[1].split(
+        "Off-topic (5 question(s) in 2 group(s))"
+    )
+    assert EVIL in gaps and "погода" not in gaps
+    assert "погода в алматы  ×2" in off and "about other services (погод" in off
+    assert "Teaching: taught 1, new topic 1, ignored 1" in text
+    assert f"  - {NEW_TOPIC}  [ru; asked {day(1)} 12:00 Asia/Almaty]" in text
 
 
 def test_days_window_and_db_from_environment(
@@ -265,10 +326,10 @@ def test_days_window_and_db_from_environment(
 ) -> None:
     path, _, _ = db
     monkeypatch.setenv("KOMEK_DB", str(path))  # run_cli passes the environment on
-    result = cli("report", "--days", "1", "--format", "csv")
+    result = cli("report", "--days", "1", "--out-dir", path.parent / "one-day")
     assert result.returncode == 0, result.stderr
-    rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[1][:2] == [day(0), "6"] and rows[2] == []
+    rows = read_tables(path.parent / "one-day")["days"]
+    assert [(r["day (Asia/Almaty)"], r["questions"]) for r in rows] == [(day(0), "6")]
 
 
 def test_report_opens_the_database_read_only(cli: RunCli, db: tuple[Path, str, str]) -> None:
@@ -317,7 +378,9 @@ def test_empty_period_renders_every_format(cli: RunCli, tmp_path: Path) -> None:
             pass
 
     asyncio.run(create())
-    for fmt in ("text", "csv", "html"):
+    assert cli("report", "--db", path, "--out-dir", tmp_path / "csv", "--days", "3").returncode == 0
+    assert (tmp_path / "csv" / "days.csv").read_text("utf-8").count("\n") == 4  # the header and 3 days
+    for fmt in ("text", "html"):
         result = cli("report", "--db", path, "--format", fmt, "--days", "3")
         assert result.returncode == 0, result.stderr
     parse_html(result.stdout)
@@ -366,7 +429,7 @@ def test_compute_counts_local_days_and_skips_rows_outside() -> None:
 
 
 def test_csv_cells_from_users_are_not_formulas() -> None:
-    from bot.report import render_csv, render_html
+    from bot.report import render_csv_tables, render_html
 
     now = dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC)
     report = compute(
@@ -379,8 +442,19 @@ def test_csv_cells_from_users_are_not_formulas() -> None:
         titles={},
         closest=lambda text: None,
     )
-    cells = [row[5] for row in csv.reader(io.StringIO(render_csv(report))) if row and row[0].isdigit()]
+    table = render_csv_tables(report)["unanswered.csv"]
+    cells = [row["question"] for row in csv.DictReader(io.StringIO(table))]
     assert sorted(cells) == ['\'=HYPERLINK("http://x")', "'@SUM(A1)"]
     page = render_html(report)
     parse_html(page)
     assert "=HYPERLINK(&quot;http://x&quot;)" in page
+
+
+def test_titles_in_the_language_staff_choose(cli: RunCli, db: tuple[Path, str, str], knowledge: Knowledge) -> None:
+    path, _, _ = db
+    titles = knowledge.faq.entries["asylum-apply"].langs
+    english = cli("report", "--db", path, "--lang", "en").stdout
+    assert f"asylum-apply  ({titles['en'].title})" in english
+    assert f"asylum-apply  ({titles['ru'].title})" in cli("report", "--db", path).stdout  # the default language
+    refused = cli("report", "--db", path, "--lang", "xx")
+    assert refused.returncode == 2 and "--lang must be one of ru, kk, en" in refused.stderr

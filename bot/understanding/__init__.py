@@ -1,1 +1,5 @@
-"""Understanding a message, one stage per module (see README "How it works")."""
+"""Understanding a message, one stage per module, in the order a message meets them:
+normalise (bot.normalize) → crisis (is a life in danger?) → rank (ranker: learned, which entry) →
+gate and explain (gate, over bot.matcher: lexical, does the FAQ cover it) → decide (answer / did you
+mean / fallback). `pipeline.understand` runs the stages after the crisis check for the dialogue.
+"""

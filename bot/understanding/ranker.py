@@ -35,9 +35,9 @@ from bot.understanding import augment
 from bot.understanding.asking import weighted_parts
 
 # bump when features, augmentation or training change: a cached model of another version is retrained
-CODE_VERSION = "ranker-1"
+CODE_VERSION = "ranker-2"
 MAX_ENTRIES = 1_500
-NOISY_COPIES = 3  # noisy copies of every question and title (keywords get one)
+NOISY_COPIES = 2  # noisy copies of every question and title (keywords get one)
 C = 0.5  # LinearSVC regularisation (smaller = smoother)
 CHAR_WEIGHT = 1.0  # the two blocks' weights in the final vector
 WORD_WEIGHT = 0.7
@@ -258,7 +258,8 @@ def _matrix(rows: list[tuple[list[int], list[float]]], idf: Any, n_chars: int, n
 def _linear_svc() -> Any:
     from sklearn.svm import LinearSVC
 
-    return LinearSVC(C=C, loss="squared_hinge", dual=True, max_iter=5000, random_state=SEED)
+    # tol 0.01 (liblinear's default 0.0001): a third faster, the same rankings on the development sets
+    return LinearSVC(C=C, loss="squared_hinge", dual=True, tol=0.01, max_iter=5000, random_state=SEED)
 
 
 def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> RankerModel:
