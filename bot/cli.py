@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="combined",
         help="what decides: the bot's combination (default), or the matcher or the learned ranker alone",
     )
+    p.add_argument(
+        "--unseen",
+        action="store_true",
+        help="first take the set's own messages out of the FAQ's questions (and train on the rest)",
+    )
     p = sub.add_parser("report", help="usage report: rates by day and language, feedback, unanswered questions")
     _common(p)
     p.add_argument("--days", type=int, default=30, help="the last N days, today included (default 30)")
@@ -126,7 +131,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bot.faq import stale_warnings
 
     try:
-        loaded = load_knowledge(args.config, args.faq, _today())
+        # the learned ranker is trained afresh (not read from the cache): check proves it can be
+        loaded = load_knowledge(args.config, args.faq, _today(), use_cache=False)
     except ContentError as exc:
         for problem in exc.problems:
             print(problem)
@@ -139,6 +145,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         for w in warnings:
             print(w)
     faq = loaded.knowledge.faq
+    ranker = loaded.knowledge.understanding.ranker
+    if ranker is not None:
+        print(
+            f"learned ranker: trained on this FAQ ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features)"
+        )
+    else:
+        print(f"learned ranker: none for a FAQ of {len(faq.entries)} entries (the matcher decides alone)")
     print(
         f"OK: {len(faq.entries)} entries in {len(faq.sections)} sections, "
         f"{len(loaded.knowledge.config.languages)} languages; {len(warnings)} warning(s)."
@@ -252,7 +265,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bot.evaluation import evaluate, parse_items, unknown_ids, with_engine
+    from bot.evaluation import evaluate, parse_items, unknown_ids, unseen, with_engine
 
     loaded = _load(args)
     if loaded is None:
@@ -267,13 +280,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if missing:
         print(f"{args.file}: expected ids not in the FAQ: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.unseen:
+        k = unseen(k, items)
     report = evaluate(with_engine(k, args.engine), items)
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         o = result["overall"]
-        print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages ({args.engine})")
+        seen = ", unseen: its messages taken out of the FAQ" if args.unseen else ""
+        print(f"{args.file}: {o['in_scope']} in-scope, {o['off_scope']} out-of-scope messages ({args.engine}{seen})")
         print(
             f"  {'':14} {'strict top-1':>12} {'shown-first':>11} {'top-3':>6} {'direct':>6} {'precision':>9}"
             f" {'rejection':>9}   n"

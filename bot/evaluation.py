@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.dialogue import ANSWER_KINDS, FALLBACK, SMALLTALK, Knowledge, Reply, reply_to_text
 from bot.i18n import choose_language
+from bot.normalize import normalize
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,24 @@ def with_engine(k: Knowledge, engine: str) -> Knowledge:
     if engine == k.understanding.engine:
         return k
     return dataclasses.replace(k, understanding=dataclasses.replace(k.understanding, engine=engine), _filled={})
+
+
+def unseen(k: Knowledge, items: list[Item]) -> Knowledge:
+    """The same content without the FAQ questions that are one of the set's messages (after
+    normalisation), the ranker trained and the index built on what is left: figures on a set whose
+    messages went into the FAQ as phrasings are then fair again."""
+    asked = {normalize(i.q) for i in items}
+    entries = {
+        e.id: dataclasses.replace(
+            e,
+            langs={
+                lang: dataclasses.replace(b, questions=tuple(q for q in b.questions if normalize(q) not in asked))
+                for lang, b in e.langs.items()
+            },
+        )
+        for e in k.faq.entries.values()
+    }
+    return Knowledge.build(k.config, dataclasses.replace(k.faq, entries=entries))
 
 
 def evaluate(k: Knowledge, items: list[Item]) -> Report:

@@ -1,0 +1,176 @@
+"""The learned ranker (bot/understanding/ranker.py), the asking part of long messages
+(bot/understanding/asking.py) and the model cache (bot/content.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.content import ranker_model, read_cached_model, write_cached_model
+from bot.dialogue import Knowledge
+from bot.problems import ContentError
+from bot.understanding import ranker
+from bot.understanding.asking import STORY_WEIGHT, asking_text, weighted_parts
+
+SMALL = [
+    ("apply", "question", "как подать на убежище"),
+    ("apply", "question", "где подать заявление на статус беженца"),
+    ("apply", "question", "how to apply for asylum"),
+    ("apply", "keyword", "заявление"),
+    ("passport", "question", "я потерял паспорт что делать"),
+    ("passport", "question", "паспорт украли как восстановить"),
+    ("passport", "question", "i lost my passport"),
+    ("passport", "keyword", "паспорт"),
+    ("school", "question", "как устроить ребенка в школу"),
+    ("school", "question", "ребенок не ходит в школу нет документов"),
+    ("school", "question", "can my child go to school"),
+    ("school", "keyword", "школа"),
+]
+
+
+@pytest.fixture(scope="module")
+def small_model() -> ranker.RankerModel:
+    return ranker.train(ranker.training_data(SMALL))
+
+
+def test_a_small_model_ranks_noisy_messages_right(small_model: ranker.RankerModel) -> None:
+    r = ranker.Ranker(small_model)
+    assert r.rank("как подат на убижище", 1)[0][0] == "apply"
+    assert r.rank("potyeryal pasport", 1)[0][0] == "passport"  # Latin letters, typos
+    assert r.rank("rebenok v shkolu", 1)[0][0] == "school"
+    assert r.rank("паспорт", 3)[0][0] == "passport"
+    assert len(r.rank("паспорт", 10)) == 3
+
+
+def test_training_is_deterministic(small_model: ranker.RankerModel) -> None:
+    again = ranker.train(ranker.training_data(SMALL))
+    assert again.digest == small_model.digest
+    assert np.array_equal(again.weights, small_model.weights)
+
+
+def test_the_digest_follows_the_training_data() -> None:
+    a = ranker.training_data(SMALL).digest()
+    b = ranker.training_data([*SMALL, ("school", "question", "детский сад")]).digest()
+    assert a != b
+
+
+def test_arrays_round_trip_gives_the_same_scores(small_model: ranker.RankerModel) -> None:
+    back = ranker.RankerModel.from_arrays(small_model.arrays())
+    for text in ("как подать", "passport", "", "школа школа школа"):
+        assert np.array_equal(ranker.Ranker(back).scores(text), ranker.Ranker(small_model).scores(text))
+    assert back.classes == small_model.classes and back.digest == small_model.digest
+
+
+def test_inconsistent_arrays_are_refused(small_model: ranker.RankerModel) -> None:
+    arrays = small_model.arrays()
+    with pytest.raises(ValueError):
+        ranker.RankerModel.from_arrays({**arrays, "weights": arrays["weights"][:-1]})
+    bad = arrays["weights"].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        ranker.RankerModel.from_arrays({**arrays, "weights": bad})
+    with pytest.raises(ValueError):
+        ranker.RankerModel.from_arrays({**arrays, "intercept": arrays["intercept"][:1]})
+
+
+def test_the_cache_holds_a_model_and_shrugs_off_stale_and_broken_files(
+    small_model: ranker.RankerModel, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cache"
+    assert read_cached_model(folder, small_model.digest) is None  # nothing there yet
+    write_cached_model(folder, small_model)
+    back = read_cached_model(folder, small_model.digest)
+    assert back is not None and np.array_equal(back.weights, small_model.weights)
+    assert read_cached_model(folder, "0" * 64) is None  # another version of the FAQ
+    (path,) = folder.glob("ranker-*.npz")
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert read_cached_model(folder, small_model.digest) is None
+    path.write_bytes(b"PK\x03\x04 not an archive")
+    assert read_cached_model(folder, small_model.digest) is None
+    np.savez(path, classes=np.array([1, 2]))  # a foreign archive
+    assert read_cached_model(folder, small_model.digest) is None
+
+
+def test_a_cache_that_cannot_be_written_costs_nothing(small_model: ranker.RankerModel, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    write_cached_model(blocker / "cache", small_model)  # logs, never raises
+
+
+def test_a_pickled_file_is_never_loaded(small_model: ranker.RankerModel, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    write_cached_model(folder, small_model)
+    (path,) = folder.glob("ranker-*.npz")
+    arrays = dict(small_model.arrays())
+    arrays["classes"] = np.array([object()], dtype=object)  # needs pickle to read back
+    np.savez(path, **arrays)
+    assert read_cached_model(folder, small_model.digest) is None
+
+
+def test_a_faq_the_ranker_cannot_learn_from_fails_with_a_clear_message(knowledge: Knowledge) -> None:
+    faq = knowledge.faq
+    blank = {
+        e.id: dataclasses.replace(
+            e,
+            langs={
+                lang: dataclasses.replace(b, title="🙂", questions=("🙂",), keywords=("…",))
+                for lang, b in e.langs.items()
+            },
+        )
+        for e in faq.entries.values()
+    }
+    with pytest.raises(ContentError) as exc:
+        ranker_model(dataclasses.replace(faq, entries=blank), None)
+    assert "learned ranker could not be trained" in str(exc.value.problems[0])
+
+
+def test_the_shipped_faq_has_a_ranker_and_a_tiny_one_does_not(knowledge: Knowledge) -> None:
+    r = knowledge.understanding.ranker
+    assert r is not None and set(r.classes) == set(knowledge.faq.entries)
+    one = dataclasses.replace(knowledge.faq, entries=dict(list(knowledge.faq.entries.items())[:1]))
+    assert not ranker.trainable(one) and ranker.build(one) is None
+
+
+# Bad input: empty, huge, emoji, mixed scripts, control characters
+TEXTS = st.one_of(
+    st.text(max_size=200),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1000, max_size=6000),
+    st.text(alphabet="😀🙏🇰🇿\u200d\u202e\u0000\u0007\t\n ", max_size=50),
+    st.text(alphabet="абвгдқәіңөұүһ abcxyz іїєґ?!.,", max_size=300),
+)
+
+
+@given(TEXTS)
+def test_scores_are_finite_for_any_text(knowledge: Knowledge, text: str) -> None:
+    r = knowledge.understanding.ranker
+    assert r is not None
+    scores = r.scores(text)
+    assert scores.shape == (len(r.classes),) and np.isfinite(scores).all()
+    ranked = r.rank(text, 3)
+    assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]
+
+
+def test_the_asking_part_of_a_long_message_weighs_more_than_the_story() -> None:
+    text = (
+        "здравствуйте, мы приехали три месяца назад, живем у родственников, муж работает на стройке. "
+        "как нам подать на статус беженца?"
+    )
+    parts = weighted_parts(text)
+    assert parts[-1] == ("как нам подать на статус беженца?", 1.0)
+    assert all(w == STORY_WEIGHT for _, w in parts[:-1])
+    assert asking_text(text) == "как нам подать на статус беженца?"
+    assert weighted_parts("как подать на убежище") == [("как подать на убежище", 1.0)]  # short: one part
+    story = "мы приехали три месяца назад. живем у родственников. муж работает на стройке. дети ходят в школу."
+    assert {w for _, w in weighted_parts(story)} == {1.0}  # nothing asks: evenly
+
+
+@given(st.text(max_size=2000))
+def test_weighted_parts_never_raise_and_keep_every_letter(text: str) -> None:
+    parts = weighted_parts(text)
+    assert all(w in (1.0, STORY_WEIGHT) for _, w in parts)
+    assert "".join(ch for p, _ in parts for ch in p if ch.isalnum()) == "".join(ch for ch in text if ch.isalnum())
