@@ -214,3 +214,22 @@ def test_merge_moves_taught_phrasings_into_the_section_files(cli: RunCli, conten
         for lang, block in entry.langs.items():
             assert k_after.faq.entries[entry_id].langs[lang].questions == block.questions
     assert cli("teach", "--merge", "--config", content_copy.config).stdout.startswith("Nothing to merge")
+
+
+async def test_storage_keeps_decisions_without_text_or_user(tmp_path: Path) -> None:
+    db = tmp_path / "komek.sqlite3"
+    now = dt.datetime.now(dt.UTC)
+    pid = pseudonym(7, b"teach-test-key")
+    async with await Storage.open(db) as s:
+        await s.record_unanswered(pid, "ru", "fallback", MISSED, [], now)
+        [(qid, *_)] = await s.recent_unanswered()
+        with pytest.raises(ValueError):
+            await s.record_teaching(qid, "deleted", None, None, "cli", now)
+        await s.record_teaching(qid, "taught", "lost-documents", "ru", "cli", now)
+        assert [d[2:] for d in await s.teaching_decisions()] == [("taught", "lost-documents", "ru", "cli", MISSED)]
+        await s.forget_user(pid)  # the question goes with /forget; the decision stays, without it
+        assert [d[-1] for d in await s.teaching_decisions()] == [None]
+        assert await s.unanswered_by_id(qid) is None
+    with sqlite3.connect(db) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(teaching)")}
+    assert "pid" not in columns and "text" not in columns
