@@ -343,7 +343,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote], list[rp.Decided]]:
         async with await Storage.open_readonly(db) as store:
             events = [
-                rp.Event(rp.parse_ts(t), kind, e, lang) for t, kind, e, lang in await store.events_between(since, until)
+                rp.Event(rp.parse_ts(t), kind, e, lang, c)
+                for t, kind, e, lang, c in await store.events_between(since, until)
             ]
             unanswered = [
                 rp.Unanswered(rp.parse_ts(t), lang, kind, text)
