@@ -359,8 +359,8 @@ def advice(report: Report, group: Group) -> str:
     if group.off_topic:
         return f"about other services ({', '.join(group.off_words)}): no entry needed unless UNHCR wants to cover it"
     if group.closest is not None and group.closest_score >= report.near:
-        return f"add these phrasings to '{group.closest}' if it answers them"
-    return "no entry is close: a new entry may be needed"
+        return f"if '{group.closest}' answers them, teach it these phrasings (/unanswered or `python -m bot teach`)"
+    return "no entry is close: a new entry may be needed (🆕 new topic in /unanswered keeps it for the review)"
 
 
 # ---------------------------------------------------------------- text

@@ -469,3 +469,12 @@ def test_titles_in_the_language_staff_choose(cli: RunCli, db: tuple[Path, str, s
     assert f"asylum-apply  ({titles['ru'].title})" in cli("report", "--db", path).stdout  # the default language
     refused = cli("report", "--db", path, "--lang", "xx")
     assert refused.returncode == 2 and "--lang must be one of ru, kk, en" in refused.stderr
+
+
+def test_a_database_from_before_teaching_still_reports(cli: RunCli, db: tuple[Path, str, str]) -> None:
+    path, _, _ = db
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE teaching")
+    result = cli("report", "--db", path)
+    assert result.returncode == 0, result.stderr
+    assert "Teaching: taught 0, new topic 0, ignored 0" in result.stdout
