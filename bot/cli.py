@@ -376,7 +376,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def read() -> tuple[list[rp.Event], list[rp.Unanswered], list[rp.Vote], list[rp.Decided]]:
         async with await Storage.open_readonly(db) as store:
             events = [
-                rp.Event(rp.parse_ts(t), kind, e, lang) for t, kind, e, lang in await store.events_between(since, until)
+                rp.Event(rp.parse_ts(t), kind, e, lang, c)
+                for t, kind, e, lang, c in await store.events_between(since, until)
             ]
             unanswered = [
                 rp.Unanswered(rp.parse_ts(t), lang, kind, text)
@@ -457,6 +458,15 @@ def cmd_teach(args: argparse.Namespace) -> int:
     from bot.storage import Storage, StorageError
     from bot.taught import BY_RE, clean_text
 
+    if not BY_RE.match(args.by):
+        print("--by must be a short name or pseudonym (letters, digits, - _ .)", file=sys.stderr)
+        return 2
+    if args.question is None and (args.entry or args.new_topic or args.ignore):
+        print("give the question's id first, e.g.: python -m bot teach 12 asylum-apply", file=sys.stderr)
+        return 2
+    if args.question is not None and not (args.entry or args.new_topic or args.ignore):
+        print("say what to do: an ENTRY to teach it to, --new-topic or --ignore", file=sys.stderr)
+        return 2
     loaded = _load(args)
     if loaded is None:
         return 1
@@ -464,12 +474,6 @@ def cmd_teach(args: argparse.Namespace) -> int:
     faq_dir = resolve_faq_dir(k.config, args.config, args.faq)
     if args.merge:
         return _teach_merge(args, loaded, faq_dir)
-    if not BY_RE.match(args.by):
-        print("--by must be a short name or pseudonym (letters, digits, - _ .)", file=sys.stderr)
-        return 2
-    if args.question is None and (args.entry or args.new_topic or args.ignore):
-        print("give the question's id first, e.g.: python -m bot teach 12 asylum-apply", file=sys.stderr)
-        return 2
     db = _database(args, k)
     tz = ZoneInfo(k.config.contacts.office.hours.timezone)
     lang = k.config.default_language
@@ -529,9 +533,6 @@ def cmd_teach(args: argparse.Namespace) -> int:
         if args.question is None:
             sys.stdout.write(asyncio.run(listing()))
             return 0
-        if not (args.entry or args.new_topic or args.ignore):
-            print("say what to do: an ENTRY to teach it to, --new-topic or --ignore", file=sys.stderr)
-            return 2
         return asyncio.run(decide())
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -102,7 +102,11 @@ class Recorder:
         unanswered = None
         if text is not None and reply.kind in (FALLBACK, SUGGEST):
             unanswered = (scrub(text), [(c.entry_id, c.score) for c in reply.candidates[:3]])
-        self.run(lambda s: s.record_turn(self.pid, kind, reply.entry_id, reply.score, reply.lang, now, unanswered))
+        self.run(
+            lambda s: s.record_turn(
+                self.pid, kind, reply.entry_id, reply.score, reply.lang, now, unanswered, reply.crisis
+            )
+        )
 
     def language(self, lang: str, now: dt.datetime) -> None:
         self.run(lambda s: s.set_language(self.pid, lang, now))

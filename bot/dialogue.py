@@ -149,7 +149,7 @@ def entry_reply(
     if entry is None:
         return entry_gone(k, lang)
     block = entry.langs[lang]
-    text = k.filled(block.answer, lang)
+    text = k.filled(block.answer, lang).rstrip()  # an empty {hotline_line} on the last line leaves no gap
     if entry.link:
         text += f"\n\n{k.t('more_link', lang)} {k.filled(entry.link, lang)}"
     if header:

@@ -112,6 +112,7 @@ def placeholder_values(config: Config, lang: str, hotline_missing: str = "") -> 
         "igo_email": c.igo_email,
         "igo_phone": c.igo_phone,
         "legal_aid_site": c.legal_aid_site,
+        "retention_days": str(config.storage.retention_days),
     }
 
 
@@ -134,6 +135,7 @@ PLACEHOLDERS = frozenset(
         "igo_email",
         "igo_phone",
         "legal_aid_site",
+        "retention_days",
     }
 )
 

@@ -200,7 +200,9 @@ async def _record(svc: Services, pid: str, reply: Reply, text: str | None) -> No
     if text is not None and reply.kind in (FALLBACK, SUGGEST):
         unanswered = (scrub(text), [(c.entry_id, c.score) for c in reply.candidates[:3]])
     now = _now()
-    await svc.store(lambda s: s.record_turn(pid, reply.kind, reply.entry_id, reply.score, reply.lang, now, unanswered))
+    await svc.store(
+        lambda s: s.record_turn(pid, reply.kind, reply.entry_id, reply.score, reply.lang, now, unanswered, reply.crisis)
+    )
 
 
 def _addressed(message: Message, chat: Chat, bot_username: str, bot_id: int) -> tuple[bool, str]:

@@ -54,6 +54,7 @@ class Event:
     kind: str
     entry_id: str | None
     lang: str | None
+    crisis: str | None = None  # the crisis category of an urgent reply
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Report:
     teaching: Mapping[str, int] = field(default_factory=dict)  # decisions in the period by action
     new_topics: tuple[NewTopic, ...] = ()
     handled: int = 0  # unanswered questions of the period already decided on (not in the groups)
+    crisis: tuple[tuple[str, int], ...] = ()  # urgent replies by crisis category, most first
 
     @property
     def days(self) -> int:
@@ -227,10 +229,13 @@ def compute(
     per_lang: dict[str, Counter[str]] = defaultdict(Counter)
     total: Counter[str] = Counter()
     shown: Counter[str] = Counter()
+    crisis: Counter[str] = Counter()
     for e in events:
         if not inside(e.ts):
             continue
         total[e.kind] += 1
+        if e.crisis:
+            crisis[e.crisis] += 1
         per_day[e.ts.astimezone(tz).date()][e.kind] += 1
         if e.kind in QUESTION_KINDS:
             per_lang[e.lang or "?"][e.kind] += 1
@@ -281,6 +286,7 @@ def compute(
         teaching=dict(Counter(d.action for d in in_period)),
         new_topics=new_topics,
         handled=len(period_items) - len(kept),
+        crisis=tuple(sorted(crisis.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
@@ -353,8 +359,8 @@ def advice(report: Report, group: Group) -> str:
     if group.off_topic:
         return f"about other services ({', '.join(group.off_words)}): no entry needed unless UNHCR wants to cover it"
     if group.closest is not None and group.closest_score >= report.near:
-        return f"add these phrasings to '{group.closest}' if it answers them"
-    return "no entry is close: a new entry may be needed"
+        return f"if '{group.closest}' answers them, teach it these phrasings (/unanswered or `python -m bot teach`)"
+    return "no entry is close: a new entry may be needed (🆕 new topic in /unanswered keeps it for the review)"
 
 
 # ---------------------------------------------------------------- text
@@ -433,6 +439,8 @@ def render_text(report: Report) -> str:
         out.append(f"  {first.isoformat():10} {c.questions:>9} {cells}")
     out += ["", "By language:"]
     out += [f"  {lang:4} {_counts_line(c)}" for lang, c in r.by_lang] or ["  –"]
+    out += ["", "Urgent replies by crisis category (counts only):"]
+    out += [f"  {n:>5}  {c}" for c, n in r.crisis] or ["  –"]
     out += ["", "Top entries (answers and urgent replies):"]
     out += [f"  {e.shown:>5}  {e.entry_id}  ({e.title})" for e in r.top] or ["  –"]
     out += ["", "Feedback per entry (👍 / 👎):"]
@@ -501,6 +509,7 @@ def render_csv_tables(report: Report) -> dict[str, str]:
             ["entry", "title", "shown", "helpful", "not_helpful"],
             ([e.entry_id, e.title, e.shown, e.helpful, e.not_helpful] for e in report.top),
         ),
+        "crisis.csv": table(["crisis_category", "urgent_replies"], ([c, n] for c, n in report.crisis)),
         "feedback.csv": table(
             ["entry", "title", "helpful", "not_helpful"],
             ([e.entry_id, e.title, e.helpful, e.not_helpful] for e in report.feedback),
@@ -719,6 +728,12 @@ def render_html(report: Report, generated: str = "") -> str:
         _counts_table(f"day ({_e(r.timezone)})", days),
         "<h2>By language</h2>",
         _counts_table("language", list(r.by_lang)) if r.by_lang else "<p>–</p>",
+        "<h2>Urgent replies by crisis category</h2>",
+        '<table id="crisis"><thead><tr><th class="t">category</th><th>replies</th></tr></thead><tbody>'
+        + "".join(f'<tr><td class="t">{_e(c)}</td><td>{n}</td></tr>' for c, n in r.crisis)
+        + "</tbody></table>"
+        if r.crisis
+        else "<p>–</p>",
         "<h2>Top entries</h2>",
         '<table id="top"><thead><tr><th>shown</th><th class="t">entry</th><th class="t">title</th></tr></thead>'
         f"<tbody>{top_rows}</tbody></table>"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,12 @@ def listing(k: Knowledge, items: Sequence[Question], tz: ZoneInfo, staff_lang: s
 StatsReader = Callable[[dt.datetime], Awaitable[dict[str, Any] | None]]
 
 
+def crisis_counts(stats: Mapping[str, Any]) -> str:
+    """Urgent replies by crisis category, counts only: " (suicide 2, medical 1)"."""
+    crisis = stats.get("crisis") or {}
+    return f" ({', '.join(f'{c} {n}' for c, n in crisis.items())})" if crisis else ""
+
+
 async def stats_text(read: StatsReader, now: dt.datetime, tz: ZoneInfo) -> str:
     """/stats: today (the office's day) and the last 7 days; `read(since)` is Storage.stats."""
     today = dt.datetime.combine(now.astimezone(tz).date(), dt.time(), tzinfo=tz)
@@ -234,7 +240,7 @@ async def stats_text(read: StatsReader, now: dt.datetime, tz: ZoneInfo) -> str:
         top = ", ".join(f"{e} ({n})" for e, n in stats["top"]) or "–"
         out.append(
             f"{label}: {total} questions; answered {pct('answer')}, did-you-mean {pct('did_you_mean')}, "
-            f"fallback {pct('fallback')}; urgent {kinds.get('urgent', 0)}; "
+            f"fallback {pct('fallback')}; urgent {kinds.get('urgent', 0)}{crisis_counts(stats)}; "
             f"👍 {stats['helpful']} / 👎 {stats['not_helpful']}\n  top: {top}"
         )
     out.append(f"(days in {tz.key} time; now {local_time(now, tz)})")

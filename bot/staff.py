@@ -32,6 +32,9 @@ QUESTION_KINDS = ("answer", "did_you_mean", "fallback", "urgent", "smalltalk")
 # ---------------------------------------------------------------- live reload
 
 
+ALERT_PROBLEMS = 10  # problems listed in a failed reload's alert: it stays one Telegram message
+
+
 def content_fingerprint(config_path: Path, faq_dir: Path) -> str:
     """A hash of config.yaml and every FAQ file: changes when staff save any of them."""
     digest = hashlib.sha256()
@@ -67,7 +70,13 @@ async def reload_content(context: ContextTypes.DEFAULT_TYPE, force: bool = False
     except Exception as exc:  # ContentError, or anything a hostile file could cause: keep serving
         problems = getattr(exc, "problems", None)
         lines = [str(p) for p in problems] if problems else [f"{type(exc).__name__}: {exc}"]
-        text = "⚠️ FAQ not reloaded, the bot keeps the last good version:\n" + "\n".join(lines[:30])
+        shown = lines[:ALERT_PROBLEMS]
+        more = (
+            f"\n… and {len(lines) - len(shown)} more (python -m bot check lists them all)"
+            if len(lines) > len(shown)
+            else ""
+        )
+        text = "⚠️ FAQ not reloaded, the bot keeps the last good version:\n" + "\n".join(shown) + more
         log.error("content reload refused: %d problem(s); keeping the last good version", len(lines))
         await _tell_admins(context, svc, text)
         return "refused:\n" + "\n".join(lines)

@@ -145,7 +145,7 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     staff_lang = await _staff_lang(svc, update)
     now = dt.datetime.now(dt.UTC)
     by = staff_pseudonym(svc, user.id)
-    if q.decision is not None and op in ("t", "y", "n", "x"):
+    if q.decision is not None:  # decided meanwhile (another admin, the command line, an older message)
         await _edit(message, f"{question_text(q, tz)}\n{decision_text(q.decision, tz)}")
         return
     if op == "t":

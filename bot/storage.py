@@ -112,6 +112,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX teaching_unanswered ON teaching (unanswered_id);
     CREATE INDEX teaching_ts ON teaching (ts);
     """,
+    # The crisis category of an urgent reply (suicide, medical...: bot/data/crisis.yaml), for counts in
+    # /stats and the report. A category, never the message.
+    """
+    ALTER TABLE events ADD COLUMN crisis TEXT;
+    """,
 ]
 TEACHING_ACTIONS = ("taught", "new_topic", "ignored")
 
@@ -125,7 +130,7 @@ _TOUCH_SQL = (
     "INSERT INTO users (pid, first_seen, last_seen) VALUES (?, ?, ?) "
     "ON CONFLICT (pid) DO UPDATE SET last_seen = excluded.last_seen, blocked = 0"
 )
-_EVENT_SQL = "INSERT INTO events (ts, pid, kind, entry_id, score, lang) VALUES (?, ?, ?, ?, ?, ?)"
+_EVENT_SQL = "INSERT INTO events (ts, pid, kind, entry_id, score, lang, crisis) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _UNANSWERED_SQL = "INSERT INTO unanswered (ts, pid, lang, kind, text, candidates) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -267,10 +272,17 @@ class Storage:
     # ------------------------------------------------------------------ usage
 
     async def record_event(
-        self, pid: str, kind: str, entry_id: str | None, score: float | None, lang: str | None, now: dt.datetime
+        self,
+        pid: str,
+        kind: str,
+        entry_id: str | None,
+        score: float | None,
+        lang: str | None,
+        now: dt.datetime,
+        crisis: str | None = None,
     ) -> None:
         """One reply given: its kind, the FAQ entry and score, never the question itself."""
-        await self._write(_EVENT_SQL, (_iso(now), _pid(pid), kind, entry_id, score, lang))
+        await self._write(_EVENT_SQL, (_iso(now), _pid(pid), kind, entry_id, score, lang, crisis))
 
     async def record_unanswered(
         self,
@@ -293,13 +305,14 @@ class Storage:
         lang: str | None,
         now: dt.datetime,
         unanswered: tuple[str, Iterable[Sequence[Any]]] | None = None,
+        crisis: str | None = None,
     ) -> None:
         """One message answered: touch_user + record_event (+ record_unanswered with (text,
         candidates) when given), as one transaction: the turn is recorded whole or not at all."""
         pid, ts = _pid(pid), _iso(now)
         statements: list[tuple[str, Sequence[Any]]] = [
             (_TOUCH_SQL, (pid, ts, ts)),
-            (_EVENT_SQL, (ts, pid, kind, entry_id, score, lang)),
+            (_EVENT_SQL, (ts, pid, kind, entry_id, score, lang, crisis)),
         ]
         if unanswered is not None:
             text, candidates = unanswered
@@ -377,8 +390,17 @@ class Storage:
             "SELECT sum(helpful), sum(1 - helpful) FROM feedback WHERE ts >= ?",
             (cutoff,),
         )
+        crisis = {
+            str(c): int(n)
+            for c, n in await self._read(
+                "SELECT crisis, count(*) AS n FROM events WHERE ts >= ? AND crisis IS NOT NULL "
+                "GROUP BY crisis ORDER BY n DESC, crisis",
+                (cutoff,),
+            )
+        }
         return {
             "kinds": kinds,
+            "crisis": crisis,
             "top": top,
             "helpful": int(votes[0][0] or 0),
             "not_helpful": int(votes[0][1] or 0),
@@ -425,8 +447,8 @@ class Storage:
     async def teaching_decisions(self) -> list[tuple[str, int, str, str | None, str | None, str, str | None]]:
         """(ts, question id, action, entry id, lang, by, the question's text or None once it is gone) of
         every decision, oldest first. A database from before teaching existed has none."""
-        if await self.schema_version() < 3:
-            return []
+        if not await self._read("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'teaching'"):
+            return []  # its migration's number may differ between branches: ask for the table itself
         rows = await self._read(
             "SELECT t.ts, t.unanswered_id, t.action, t.entry_id, t.lang, t.by, u.text "
             "FROM teaching t LEFT JOIN unanswered u ON u.id = t.unanswered_id ORDER BY t.id"
@@ -625,13 +647,13 @@ class Storage:
 
     async def events_between(
         self, since: dt.datetime, until: dt.datetime
-    ) -> list[tuple[str, str, str | None, str | None]]:
-        """(ts, kind, entry id, language) of every reply in [since, until), oldest first."""
+    ) -> list[tuple[str, str, str | None, str | None, str | None]]:
+        """(ts, kind, entry id, language, crisis category) of every reply in [since, until), oldest first."""
         rows = await self._read(
-            "SELECT ts, kind, entry_id, lang FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, id",
+            "SELECT ts, kind, entry_id, lang, crisis FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, id",
             (_iso(since), _iso(until)),
         )
-        return [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+        return [(str(r[0]), str(r[1]), r[2], r[3], r[4]) for r in rows]
 
     async def unanswered_between(self, since: dt.datetime, until: dt.datetime) -> list[tuple[str, str, str, str]]:
         """(ts, language, kind, scrubbed text) of the questions not answered in [since, until), oldest first."""

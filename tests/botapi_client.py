@@ -109,8 +109,7 @@ class BotApiServer:
             raise BotApiServerError(f"{LAUNCHER} is missing")
         if not _PACKAGE_MARKER.is_file():
             raise BotApiServerError(
-                f"the Bot API emulator is not installed ({_PACKAGE_MARKER.parent} is missing): "
-                f"{_INSTALL_HINT}."
+                f"the Bot API emulator is not installed ({_PACKAGE_MARKER.parent} is missing): {_INSTALL_HINT}."
             )
         cmd = [
             node,
@@ -442,9 +441,7 @@ class BotApiClient:
         ``from`` and ``chat``). The emulator assigns ``update_id``; returns the stored update."""
         return cast(JSON, await self._post("/control/update", {"botToken": self.token, "update": update}))
 
-    async def upload_file(
-        self, content: bytes, *, file_name: str | None = None, mime_type: str | None = None
-    ) -> JSON:
+    async def upload_file(self, content: bytes, *, file_name: str | None = None, mime_type: str | None = None) -> JSON:
         """Registers bytes the bot can then download (getFile + base_file_url)."""
         return cast(
             JSON,
@@ -610,9 +607,7 @@ class BotApiClient:
         """The bot's recent Bot API requests: seq, time, method, params, status, fault."""
         return cast(
             list[JSON],
-            await self._get(
-                "/control/requests", {"token": self.token, "method": method, "since": since or None}
-            ),
+            await self._get("/control/requests", {"token": self.token, "method": method, "since": since or None}),
         )
 
     async def callback_answers(self) -> list[JSON]:

@@ -160,7 +160,9 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     assert missed == []
 
 
-@pytest.mark.parametrize("name", ["calm.yaml", "calm_sealed.yaml", "eval_blind2.yaml", "eval.yaml", "eval_blind.yaml"])
+@pytest.mark.parametrize(
+    "name", ["calm.yaml", "calm_sealed.yaml", "eval_blind2.yaml", "eval.yaml", "eval_holdout.yaml", "eval_blind.yaml"]
+)
 def test_false_alarms_stay_under_three_percent(name: str) -> None:
     items = [it for it in _items(name) if it.get("expect") not in URGENT_ENTRIES]
     alarms = [it["q"] for it in items if detect(str(it["q"])) is not None]

@@ -52,7 +52,7 @@ async def build_db(path: Path, other_entry: str, urgent_entry: str) -> None:
             await s.record_event(u[i], "answer", "asylum-apply", 0.9, "ru", local_noon(0))
         await s.record_event(u[0], "fallback", None, 0.1, "ru", local_noon(0))
         await s.record_event(u[1], "did_you_mean", None, 0.5, "en", local_noon(0))
-        await s.record_event(u[2], "urgent", urgent_entry, 0.8, "kk", local_noon(0))
+        await s.record_event(u[2], "urgent", urgent_entry, 0.8, "kk", local_noon(0), crisis="medical")
         await s.record_event(u[3], "menu", None, 0.0, "ru", local_noon(0))  # not a question
         await s.record_event(u[3], "answer", "asylum-apply", 0.9, "en", local_noon(1))
         await s.record_event(u[3], "fallback", None, 0.2, "en", local_noon(1))
@@ -267,7 +267,17 @@ def test_csv_report_tables(cli: RunCli, db: tuple[Path, str, str]) -> None:
     result = cli("report", "--db", path, "--days", "30", "--format", "csv", "--out-dir", folder)
     assert result.returncode == 0, result.stderr
     tables = read_tables(folder)
-    assert set(tables) == {"days", "languages", "top_entries", "feedback", "unanswered", "new_topics", "teaching"}
+    assert set(tables) == {
+        "days",
+        "languages",
+        "crisis",
+        "top_entries",
+        "feedback",
+        "unanswered",
+        "new_topics",
+        "teaching",
+    }
+    assert tables["crisis"] == [{"crisis_category": "medical", "urgent_replies": "1"}]  # counts only
     by_day = {r["day (Asia/Almaty)"]: r for r in tables["days"]}
     assert len(by_day) == 30 and day(29) in by_day and day(30) not in by_day
     assert by_day[day(0)]["questions"] == "6"
@@ -311,6 +321,7 @@ def test_text_report(cli: RunCli, db: tuple[Path, str, str]) -> None:
     assert f"  {day(6)} – {day(4)}: no questions (3 days)" in text  # a quiet run: one row
     assert not re.search(rf"^  {day(5)} ", text, re.M)
     assert "👍   3  👎   1  asylum-apply" in text
+    assert "Urgent replies by crisis category (counts only):\n      1  medical\n" in text
     assert "Unanswered questions: 8 to review (scrubbed), grouped by similarity; 3 more already handled." in text
     gaps, off = text.split("Possible gaps (3 question(s) in 3 group(s))")[1].split(
         "Off-topic (5 question(s) in 2 group(s))"
@@ -458,3 +469,12 @@ def test_titles_in_the_language_staff_choose(cli: RunCli, db: tuple[Path, str, s
     assert f"asylum-apply  ({titles['ru'].title})" in cli("report", "--db", path).stdout  # the default language
     refused = cli("report", "--db", path, "--lang", "xx")
     assert refused.returncode == 2 and "--lang must be one of ru, kk, en" in refused.stderr
+
+
+def test_a_database_from_before_teaching_still_reports(cli: RunCli, db: tuple[Path, str, str]) -> None:
+    path, _, _ = db
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE teaching")
+    result = cli("report", "--db", path)
+    assert result.returncode == 0, result.stderr
+    assert "Teaching: taught 0, new topic 0, ignored 0" in result.stdout

@@ -65,7 +65,7 @@ async def test_open_creates_folders_and_applies_migrations(db_path: Path) -> Non
         assert await s.journal_mode() == "wal"
         assert await s.count_events() == 0
     tables = {r[0] for r in rows(db_path, "SELECT name FROM sqlite_schema WHERE type = 'table'")}
-    assert tables == {"users", "events", "unanswered", "feedback", "handoffs"}
+    assert tables == {"users", "events", "unanswered", "feedback", "handoffs", "teaching"}
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
     columns = {r[1] for r in rows(db_path, "PRAGMA table_info(users)")}
     assert columns == {"pid", "language", "first_seen", "last_seen", "blocked", "subscribed", "chat_seal"}

@@ -19,7 +19,7 @@ from bot.privacy import pseudonym
 from bot.problems import ContentError
 from bot.review import Question, teach_problem
 from bot.storage import Storage
-from bot.taught import HEADER, Taught, phrasing_key, render_file, with_item, yaml_scalar
+from bot.taught import HEADER, Taught, clean_text, phrasing_key, render_file, with_item, yaml_scalar
 
 MISSED = "можно ли открыть счет в банке без паспорта"
 WEATHER = "какая погода в алматы завтра"
@@ -115,6 +115,8 @@ def test_only_scrubbed_new_text_can_be_taught(content_copy: ContentCopy) -> None
     assert "filler words" in (teach_problem(k, "contacts", "как и где") or "")
     assert "does not exist" in (teach_problem(k, "no-such-entry", MISSED) or "")
     assert phrasing_key("Кто  такой, беженец?") == phrasing_key("кто такой беженец")
+    assert clean_text("нужна справка,  мой номер [phone]\n") == "нужна справка, мой номер"  # tags left out
+    assert "[phone]" in (teach_problem(k, "contacts", "мой номер [phone]") or "")
     _ = Question  # the review's unit of work; the CLI test below goes through it end to end
 
 
@@ -162,8 +164,7 @@ def test_teach_lists_confirms_writes_and_the_bot_answers(cli: RunCli, content_co
     assert taught.returncode == 0, taught.stderr
     text = (content_copy.faq / "taught.yaml").read_text("utf-8")
     assert f"text: {MISSED}" in text and "entry: lost-documents" in text and "by: aa" in text
-    assert cli("check", "--config", content_copy.config).returncode == 0
-    asked = cli("ask", "--json", "--config", content_copy.config, MISSED)
+    asked = cli("ask", "--json", "--config", content_copy.config, MISSED)  # loads (so checks) the FAQ too
     assert '"kind": "answer"' in asked.stdout and '"id": "lost-documents"' in asked.stdout
 
     assert cli("teach", ids[WEATHER], "--new-topic", *cfg).returncode == 0
@@ -214,3 +215,22 @@ def test_merge_moves_taught_phrasings_into_the_section_files(cli: RunCli, conten
         for lang, block in entry.langs.items():
             assert k_after.faq.entries[entry_id].langs[lang].questions == block.questions
     assert cli("teach", "--merge", "--config", content_copy.config).stdout.startswith("Nothing to merge")
+
+
+async def test_storage_keeps_decisions_without_text_or_user(tmp_path: Path) -> None:
+    db = tmp_path / "komek.sqlite3"
+    now = dt.datetime.now(dt.UTC)
+    pid = pseudonym(7, b"teach-test-key")
+    async with await Storage.open(db) as s:
+        await s.record_unanswered(pid, "ru", "fallback", MISSED, [], now)
+        [(qid, *_)] = await s.recent_unanswered()
+        with pytest.raises(ValueError):
+            await s.record_teaching(qid, "deleted", None, None, "cli", now)
+        await s.record_teaching(qid, "taught", "lost-documents", "ru", "cli", now)
+        assert [d[2:] for d in await s.teaching_decisions()] == [("taught", "lost-documents", "ru", "cli", MISSED)]
+        await s.forget_user(pid)  # the question goes with /forget; the decision stays, without it
+        assert [d[-1] for d in await s.teaching_decisions()] == [None]
+        assert await s.unanswered_by_id(qid) is None
+    with sqlite3.connect(db) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(teaching)")}
+    assert "pid" not in columns and "text" not in columns

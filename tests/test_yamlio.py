@@ -13,9 +13,7 @@ from conftest import DATA, ROOT
 from bot import yamlio
 from bot.yamlio import YamlProblem, parse_yaml
 
-FILES = sorted(
-    [*ROOT.glob("faq/*.yaml"), ROOT / "config.yaml", ROOT / "bot/data/lexicon.yaml", *DATA.glob("*.yaml")]
-)
+FILES = sorted([*ROOT.glob("faq/*.yaml"), ROOT / "config.yaml", ROOT / "bot/data/lexicon.yaml", *DATA.glob("*.yaml")])
 
 
 def _same(a: Any, b: Any) -> None:

@@ -21,6 +21,7 @@ happening now; self-harm, medical and nowhere-to-sleep messages are never set as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,17 +66,17 @@ class _Category:
 class _Rules:
     categories: tuple[_Category, ...]
     rules: tuple[_Rule, ...]
-    phrases: tuple[tuple[str, ...], ...]  # alternatives of several words: the words in a row
+    phrases: _Phrases  # alternatives of several words: the words in a row
     by_stem: dict[str, tuple[int, ...]]  # stem -> rules that have it in a slot
     stems: frozenset[str]
     longest_fuzzy: int  # the longest stem that meets a word with one typo
     long_stems_by_len: dict[int, frozenset[str]]  # stems of 4+ letters, for words typed together
     deletes: dict[str, frozenset[str]]  # one-deletion variants of 5+-letter stems -> stems
-    neutral: tuple[tuple[str, ...], ...]  # everyday phrases taken out before matching
+    neutral: _Phrases  # everyday phrases taken out before matching
     negations: frozenset[str]
-    past: tuple[tuple[str, ...], ...]  # phrases that tell a story of the past / of fleeing
-    now: tuple[tuple[str, ...], ...]  # phrases that say it is happening now
-    general: tuple[tuple[str, ...], ...]  # phrases of a general question ("can police detain…", "is it free")
+    past: _Phrases  # phrases that tell a story of the past / of fleeing
+    now: _Phrases  # phrases that say it is happening now
+    general: _Phrases  # phrases of a general question ("can police detain…", "is it free")
     bare_cry: frozenset[str]  # "help", "SOS"...: alone (with filler) they are a cry for help
     filler: frozenset[str]  # words that may stand beside a bare cry
 
@@ -144,17 +145,17 @@ def rules() -> _Rules:
     return _Rules(
         categories=tuple(categories),
         rules=tuple(out),
-        phrases=phrases,
+        phrases=_Phrases(phrases),
         by_stem={s: tuple(v) for s, v in by_stem.items()},
         stems=stems,
         longest_fuzzy=max((len(s) for s in deletes.get("", ()) or ()), default=0) or max(map(len, deletes), default=0),
         long_stems_by_len={n: frozenset(v) for n, v in long_by_len.items()},
         deletes={d: frozenset(v) for d, v in deletes.items()},
-        neutral=tuple(p for p in (tuple(_stem(str(x))) for x in raw.get("neutral") or []) if p),
+        neutral=_Phrases(tuple(_stem(str(x))) for x in raw.get("neutral") or []),
         negations=words("negations"),
-        past=tuple(p for p in (tuple(_stem(str(x))) for x in raw.get("past") or []) if p),
-        now=tuple(p for p in (tuple(_stem(str(x))) for x in raw.get("now") or []) if p),
-        general=tuple(p for p in (tuple(_stem(str(x))) for x in raw.get("general") or []) if p),
+        past=_Phrases(tuple(_stem(str(x))) for x in raw.get("past") or []),
+        now=_Phrases(tuple(_stem(str(x))) for x in raw.get("now") or []),
+        general=_Phrases(tuple(_stem(str(x))) for x in raw.get("general") or []),
         bare_cry=words("bare_cry"),
         filler=words("filler"),
     )
@@ -193,19 +194,12 @@ def _stems_of(word: str) -> frozenset[str]:
     return frozenset(hit)
 
 
-def _without_neutral(words: list[str], neutral: tuple[tuple[str, ...], ...]) -> list[str]:
+def _without_neutral(words: list[str], neutral: _Phrases) -> list[str]:
     """The words with everyday phrases ("убить время") taken out (a phrase's words in a row, each
     word starting with the phrase's stem)."""
-    if not words:
-        return words
     drop: set[int] = set()
-    first = _by_first(neutral)
-    for i, word in enumerate(words):
-        for start in _starts(word, 1) & first.keys():
-            for phrase in first[start]:
-                n = len(phrase)
-                if i + n <= len(words) and all(words[i + j].startswith(phrase[j]) for j in range(n)):
-                    drop.update(range(i, i + n))
+    for i, phrase in _occurrences(words, neutral, prefixes=True):
+        drop.update(range(i, i + len(phrase)))
     return [w for i, w in enumerate(words) if i not in drop] if drop else words
 
 
@@ -231,17 +225,12 @@ def _matched(words: list[str], r: _Rules) -> list[int]:
     per_word = [_stems_of(w) for w in words]
     met: set[str] = set().union(*per_word) if per_word else set()
     negated: set[str] = set()
-    for phrase in r.phrases:
-        n = len(phrase)
-        for i in range(len(words) - n + 1):
-            if all(_meets(words[i + j], phrase[j]) for j in range(n)):
-                key = " ".join(phrase)
-                met.add(key)
-                if phrase[0] not in r.negations and any(
-                    w in r.negations for w in words[max(0, i - _NEGATION_REACH) : i]
-                ):
-                    negated.add(key)
-                break
+    for i, phrase in _occurrences(words, r.phrases):
+        key = " ".join(phrase)
+        met.add(key)
+        before = words[max(0, i - _NEGATION_REACH) : i]
+        if phrase[0] not in r.negations and any(w in r.negations for w in before):
+            negated.add(key)
     for i, found in enumerate(per_word):
         if found and any(w in r.negations for w in words[max(0, i - _NEGATION_REACH) : i]):
             negated |= found
@@ -267,30 +256,49 @@ def _bare_cry(words: list[str], r: _Rules) -> bool:
 
 
 @lru_cache(maxsize=16_384)
-def _starts(word: str, shortest: int = 4) -> frozenset[str]:
-    """The word and its beginnings from `shortest` letters: the keys a phrase's first stem may have."""
-    return frozenset({word} | {word[:n] for n in range(shortest, len(word))})
+def _starts(word: str) -> frozenset[str]:
+    """The word and all its beginnings: a phrase can stand in a message only if each of its stems is
+    among these for some word."""
+    return frozenset(word[:n] for n in range(1, len(word) + 1))
 
 
-@lru_cache(maxsize=8)
-def _by_first(phrases: tuple[tuple[str, ...], ...]) -> dict[str, tuple[tuple[str, ...], ...]]:
-    """Phrases by their first stem (without an "=" mark), so a message looks only at those it may hold."""
-    out: dict[str, list[tuple[str, ...]]] = {}
-    for phrase in phrases:
-        out.setdefault(phrase[0].lstrip("="), []).append(phrase)
-    return {k: tuple(v) for k, v in out.items()}
+class _Phrases:
+    """Phrases of stems, indexed by their longest stem: a message looks only at the phrases whose
+    longest stem starts one of its words, not at all of them."""
+
+    def __init__(self, phrases: Iterable[tuple[str, ...]]) -> None:
+        self.by_key: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in phrases:
+            if phrase:
+                key = max((stem.lstrip("=") for stem in phrase), key=len)
+                self.by_key.setdefault(key, []).append(phrase)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_key)
 
 
-def _has(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
-    """Does one of the phrases stand in the words, word after word (each word starting with its stem)?"""
-    first = _by_first(phrases)
-    for i, word in enumerate(words):
-        for key in _starts(word) & first.keys():
-            for phrase in first[key]:
-                n = len(phrase)
-                if i + n <= len(words) and all(_meets(words[i + j], phrase[j]) for j in range(n)):
-                    return True
-    return False
+def _occurrences(words: list[str], phrases: _Phrases, prefixes: bool = False) -> list[tuple[int, tuple[str, ...]]]:
+    """Where each phrase stands in the words, word after word (at its first place)."""
+    if not words:
+        return []
+    present = frozenset().union(*map(_starts, words))
+    out: list[tuple[int, tuple[str, ...]]] = []
+    for key in present & phrases.by_key.keys():
+        for phrase in phrases.by_key[key]:
+            n = len(phrase)
+            for i in range(len(words) - n + 1):
+                if all(
+                    words[i + j].startswith(phrase[j]) if prefixes else _meets(words[i + j], phrase[j])
+                    for j in range(n)
+                ):
+                    out.append((i, phrase))
+                    break
+    return out
+
+
+def _has(words: list[str], phrases: _Phrases) -> bool:
+    """Does one of the phrases stand in the words?"""
+    return bool(_occurrences(words, phrases))
 
 
 def detect(text: str) -> Crisis | None:
