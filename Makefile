@@ -47,10 +47,12 @@ unit: $(STAMP)
 e2e: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/pytest -q -m e2e
 
+# --unseen: each set's messages are taken out of the FAQ's questions first (issue 12 moved them in as
+# phrasings), and the ranker is trained on the rest, so the figures are not read off the training data
 eval: $(STAMP)
-	$(PY) -m bot eval tests/data/eval.yaml --misses 0
-	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0
-	$(PY) -m bot eval tests/data/eval_blind.yaml --misses 0
+	$(PY) -m bot eval tests/data/eval.yaml --misses 0 --unseen
+	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0 --unseen
+	$(PY) -m bot eval tests/data/eval_blind.yaml --misses 0 --unseen
 
 # Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
 # and written to bench/results/ (latest.json, latest.txt). About 2½ minutes on 2 cores (the runs in
@@ -61,6 +63,6 @@ bench: $(STAMP) $(NODE_STAMP)
 # Everything make and the tools it runs leave behind (the bot's database and bench/results stay).
 clean:
 	rm -rf $(VENV) tests/botapi/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	rm -rf *.egg-info build bench/results/*.tmp
+	rm -rf *.egg-info build bench/results/*.tmp komek-cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.pyc' -delete

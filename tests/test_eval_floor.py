@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.dialogue import Knowledge
-from bot.evaluation import Item, evaluate, parse_items, with_engine
+from bot.evaluation import Item, evaluate, parse_items, unseen, with_engine
 from bot.understanding.pipeline import ENGINES
 from bot.yamlio import read_yaml
 
@@ -47,8 +47,11 @@ def test_eval_set_is_big_varied_and_covers_every_entry(knowledge: Knowledge, ite
 
 @pytest.mark.parametrize("name", SETS)
 def test_accuracy_floor_and_the_combination_beats_its_parts(knowledge: Knowledge, name: str) -> None:
+    # Most of these messages are FAQ phrasings now (issue 12): they are taken out of the FAQ first
+    # and the ranker is trained on the rest (`python -m bot eval --unseen`, as `make eval` runs it)
     items = parse_items(read_yaml(DATA / name))
-    got = {engine: evaluate(with_engine(knowledge, engine), items).as_dict()["overall"] for engine in ENGINES}
+    fair = unseen(knowledge, items)
+    got = {engine: evaluate(with_engine(fair, engine), items).as_dict()["overall"] for engine in ENGINES}
     combined = got["combined"]
     assert combined["shown_first"] >= SHOWN_FIRST_FLOOR, combined
     assert combined["strict_top1"] >= STRICT_TOP1_FLOOR, combined

@@ -96,7 +96,7 @@ def test_eval_says_why_a_floor_failed(cli: RunCli, tmp_path: Path) -> None:
     path.write_text('- {q: "как подать на убежище", expect: asylum-apply}\n- {q: "погода завтра", expect: null}\n')
     result = cli("eval", path, "--min-top1", "1.01", "--min-rejection", "1.5", "--misses", "0")
     assert result.returncode == 1
-    assert f"FAIL: {path}: top-1 1.0 is below --min-top1 1.01" in result.stderr
+    assert f"FAIL: {path}: shown-first 1.0 is below --min-top1 1.01" in result.stderr
     assert "off-topic rejection 1.0 is below --min-rejection 1.5" in result.stderr
     passed = cli("eval", path, "--min-top1", "0.5", "--misses", "0")
     assert passed.returncode == 0 and "FAIL" not in passed.stderr
