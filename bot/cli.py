@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--stale-months", type=int, default=6, help="warn about entries reviewed longer ago (default 6)")
     p.add_argument("--quiet", action="store_true", help="print errors only, no warnings")
+    p.add_argument(
+        "--retrain", action="store_true", help="train the learned ranker even when its cache holds this FAQ version"
+    )
 
     p = sub.add_parser("ask", help="print the reply the bot would give to a question")
     _common(p)
@@ -131,8 +134,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bot.faq import stale_warnings
 
     try:
-        # the learned ranker is trained afresh (not read from the cache): check proves it can be
-        loaded = load_knowledge(args.config, args.faq, _today(), use_cache=False)
+        # the learned ranker is trained unless its cache holds arrays trained on exactly this FAQ
+        # version by this code (then it was trained before; --retrain trains it again all the same)
+        loaded = load_knowledge(args.config, args.faq, _today(), use_cache=not args.retrain)
     except ContentError as exc:
         for problem in exc.problems:
             print(problem)
@@ -147,9 +151,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     faq = loaded.knowledge.faq
     ranker = loaded.knowledge.understanding.ranker
     if ranker is not None:
-        print(
-            f"learned ranker: trained on this FAQ ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features)"
-        )
+        how = "trained on this FAQ" if loaded.ranker_source == "trained" else "trained on this FAQ before (cached)"
+        print(f"learned ranker: {how} ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features)")
     else:
         print(f"learned ranker: none for a FAQ of {len(faq.entries)} entries (the matcher decides alone)")
     print(

@@ -34,6 +34,7 @@ CACHE_PREFIX = "ranker-"
 class Loaded:
     knowledge: Knowledge
     warnings: tuple[Problem, ...]
+    ranker_source: str = "trained"  # "trained" now, "cache" (this FAQ version's arrays), or "none"
 
 
 def resolve_faq_dir(config: Config, config_path: Path, faq_dir: Path | None) -> Path:
@@ -82,17 +83,18 @@ def write_cached_model(folder: Path, model: ranker.RankerModel) -> None:
         log.warning("could not write the ranker cache in %s: %s", folder, exc)
 
 
-def ranker_model(faq: FAQ, cache: Path | None, read_cache: bool = True) -> ranker.RankerModel | None:
-    """The learned ranker's model for this FAQ: from the cache when it holds this version (and
-    `read_cache`), else trained (and cached). Raises ContentError when training fails."""
+def ranker_model(faq: FAQ, cache: Path | None, read_cache: bool = True) -> tuple[ranker.RankerModel | None, str]:
+    """The learned ranker's model for this FAQ and where it came from ("cache": the arrays trained
+    on exactly this FAQ version by this code; "trained" now, and cached; "none": a FAQ that gets no
+    ranker). Raises ContentError when training fails."""
     if not ranker.trainable(faq):
-        return None
+        return None, "none"
     data = ranker.training_data(ranker.phrasings(faq))
     digest = data.digest()
     if cache is not None and read_cache:
         cached = read_cached_model(cache, digest)
         if cached is not None:
-            return cached
+            return cached, "cache"
     try:
         model = ranker.train(data)
     except Exception as exc:  # the model could not be trained: this FAQ version is not served
@@ -101,12 +103,12 @@ def ranker_model(faq: FAQ, cache: Path | None, read_cache: bool = True) -> ranke
         ) from exc
     if cache is not None:
         write_cached_model(cache, model)
-    return model
+    return model, "trained"
 
 
 def load_knowledge(config_path: Path, faq_dir: Path | None, today: dt.date, use_cache: bool = True) -> Loaded:
     """Load and check everything and build the ranker; raises ContentError with every problem when
-    anything is wrong. `use_cache=False` trains the ranker whatever the cache holds (`check` does)."""
+    anything is wrong. `use_cache=False` trains the ranker whatever the cache holds (`check --retrain`)."""
     problems = Problems()
     config = load_config(config_path, problems)
     faq = load_faq(resolve_faq_dir(config, config_path, faq_dir), config, today, problems)
@@ -114,8 +116,8 @@ def load_knowledge(config_path: Path, faq_dir: Path | None, today: dt.date, use_
     if problems.errors:
         raise ContentError(problems.errors)
     cache = model_cache_path(os.environ, config.storage, config_path.parent)
-    model = ranker_model(faq, cache, read_cache=use_cache)
-    loaded = Loaded(Knowledge.build(config, faq, model), tuple(problems.warnings))
+    model, source = ranker_model(faq, cache, read_cache=use_cache)
+    loaded = Loaded(Knowledge.build(config, faq, model), tuple(problems.warnings), source)
     # The index is large, lives until the next reload and holds no reference cycles: keep the cyclic
     # garbage collector from walking it again and again (a full pass over a 10,000-entry index takes
     # about 0.1 s, paid by whichever message happens to trigger it). Plain reference counting still

@@ -114,10 +114,17 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_cli(
-    *args: str | Path, cwd: Path = ROOT, stdin: str | None = None, timeout: float = 60
+    *args: str | Path,
+    cwd: Path = ROOT,
+    stdin: str | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m bot ARGS` in a child process (the interpreter running the tests), text in and out."""
+    """`python -m bot ARGS` in a child process (the interpreter running the tests), text in and out;
+    `env`: variables to set on top of this process's."""
+    extra = env or {}
     env = dict(os.environ)
+    env.update(extra)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONIOENCODING"] = "utf-8"
     env.pop("TELEGRAM_BOT_TOKEN", None)
@@ -135,5 +142,5 @@ def run_cli(
 
 @pytest.fixture(scope="session")
 def cli() -> RunCli:
-    """Run `python -m bot ...` (see run_cli): cwd, stdin and timeout are keyword arguments."""
+    """Run `python -m bot ...` (see run_cli): cwd, stdin, timeout and env are keyword arguments."""
     return run_cli

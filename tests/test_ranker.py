@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import RunCli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -174,3 +175,13 @@ def test_weighted_parts_never_raise_and_keep_every_letter(text: str) -> None:
     parts = weighted_parts(text)
     assert all(w in (1.0, STORY_WEIGHT) for _, w in parts)
     assert "".join(ch for p, _ in parts for ch in p if ch.isalnum()) == "".join(ch for ch in text if ch.isalnum())
+
+
+def test_check_trains_the_ranker_or_finds_this_version_cached(cli: RunCli, tmp_path: Path) -> None:
+    env_cache = tmp_path / "cache"
+    first = cli("check", "--quiet", env={"KOMEK_MODEL_CACHE": str(env_cache)})
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "learned ranker: trained on this FAQ (" in first.stdout
+    assert list(env_cache.glob("ranker-*.npz"))  # cached for the next start
+    again = cli("check", "--quiet", env={"KOMEK_MODEL_CACHE": str(env_cache)})
+    assert "learned ranker: trained on this FAQ before (cached)" in again.stdout
