@@ -11,8 +11,8 @@ and on noisy copies of them typed as people type (bot/understanding/augment.py).
 - Serving: plain numpy arrays (vocabulary, IDF, weights, intercepts), so a model can be cached as
   arrays and served without importing scikit-learn; `Ranker.scores` is one gather and one sum.
 
-A FAQ with more than MAX_ENTRIES entries gets no learned ranker (a one-vs-rest model of thousands of
-classes takes too long to train while loading); the matcher then ranks alone.
+A FAQ with more than MAX_ENTRIES entries gets no learned ranker (a one-vs-rest model of hundreds or
+thousands of classes takes too long to train while loading: minutes); the matcher then decides alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections import Counter, defaultdict
+from array import array
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,16 +36,19 @@ from bot.understanding import augment
 from bot.understanding.asking import weighted_parts
 
 # bump when features, augmentation or training change: a cached model of another version is retrained
-CODE_VERSION = "ranker-2"
-MAX_ENTRIES = 1_500
+CODE_VERSION = "ranker-3"
+# one-vs-rest training grows with entries x phrasings: 40 entries train in about 7 s of CPU, 100 would
+# take about 30 s; beyond this the matcher decides alone (see README, Capacity)
+MAX_ENTRIES = 100
 NOISY_COPIES = 2  # noisy copies of every question and title (keywords get one)
 C = 0.5  # LinearSVC regularisation (smaller = smoother)
 CHAR_WEIGHT = 1.0  # the two blocks' weights in the final vector
 WORD_WEIGHT = 0.7
 SEED = 12
+MIN_DF = 2  # a feature must occur in this many training texts to get a column
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)  # a word's 30-odd grams: about 3 KB, so at most about 50 MB
 def _word_grams(word: str) -> tuple[str, ...]:
     w = f" {word} "
     return tuple(w[i : i + n] for n in (2, 3, 4, 5) for i in range(len(w) - n + 1))
@@ -221,38 +225,52 @@ class Ranker:
         return [(self.classes[i], float(s[i])) for i in order]
 
 
-def build_vocab(samples: list[tuple[Counts, Counts]], min_df: int = 2) -> tuple[dict[str, int], int]:
-    """Columns for the features seen in at least `min_df` texts (character grams first)."""
-    char_df: Counter[str] = Counter()
-    word_df: Counter[str] = Counter()
-    for chars, words in samples:
-        char_df.update(chars.keys())
-        word_df.update(words.keys())
-    char_names = sorted(g for g, c in char_df.items() if c >= min_df)
-    word_names = sorted("w " + w for w, c in word_df.items() if c >= min_df)
-    vocab = {name: i for i, name in enumerate(char_names + word_names)}
-    return vocab, len(char_names)
+def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
+    """Every text's features as numbers, built in one pass with little memory (a dict per text
+    would cost hundreds of MB for a large FAQ): (feature names, is-a-word flags, row pointers,
+    feature numbers, weighted counts)."""
+    ids: dict[str, int] = {}
+    is_word = array("b")
+    cols = array("i")
+    counts = array("d")
+    indptr = array("q", [0])
+    for text in texts:
+        chars, words = raw_features(text)
+        for counter, prefix, word in ((chars, "", 0), (words, "w ", 1)):
+            for feat, count in counter.items():
+                name = prefix + feat if prefix else feat
+                col = ids.get(name)
+                if col is None:
+                    col = ids[name] = len(ids)
+                    is_word.append(word)
+                cols.append(col)
+                counts.append(count)
+        indptr.append(len(cols))
+    return (
+        list(ids),
+        np.frombuffer(is_word, dtype=np.int8).astype(bool),
+        np.frombuffer(indptr, dtype=np.int64),
+        np.frombuffer(cols, dtype=np.int32).astype(np.int64),
+        np.frombuffer(counts, dtype=np.float64),
+    )
 
 
-def _matrix(rows: list[tuple[list[int], list[float]]], idf: Any, n_chars: int, n_features: int) -> Any:
+def _matrix(indptr: Any, indices: Any, counts: Any, idf: Any, n_chars: int, n_features: int) -> Any:
     """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised)."""
     from scipy.sparse import csr_matrix
 
-    lengths = [len(cols) for cols, _ in rows]
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.fromiter((c for cols, _ in rows for c in cols), dtype=np.int64, count=int(indptr[-1]))
-    counts = np.fromiter((v for _, vals in rows for v in vals), dtype=np.float64, count=int(indptr[-1]))
+    rows = len(indptr) - 1
     tf = np.where(counts >= 1, 1.0 + np.log(np.maximum(counts, 1e-12)), counts)
     values = tf * idf[indices]
-    row_of = np.repeat(np.arange(len(rows)), lengths)
+    row_of = np.repeat(np.arange(rows), np.diff(indptr))
     is_word = indices >= n_chars
     # each block of each row to unit length, then scaled by the block's weight
     key = row_of * 2 + is_word
-    sq = np.bincount(key, weights=values * values, minlength=len(rows) * 2)
+    sq = np.bincount(key, weights=values * values, minlength=rows * 2)
     norm = np.sqrt(sq[key])
     norm[norm == 0] = 1.0
     values = values / norm * np.where(is_word, WORD_WEIGHT, CHAR_WEIGHT)
-    return csr_matrix((values, indices, indptr), shape=(len(rows), n_features))
+    return csr_matrix((values, indices, indptr), shape=(rows, n_features))
 
 
 def _linear_svc() -> Any:
@@ -266,24 +284,26 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     """Fit the model (scikit-learn is imported here only: serving never needs it). `classifier` makes
     the linear model (anything with fit, coef_ and intercept_)."""
 
-    samples = [raw_features(t) for t in data.texts]
-    vocab, n_chars = build_vocab(samples)
-    n = len(samples)
-    df = np.zeros(len(vocab), dtype=np.float64)
-    rows: list[tuple[list[int], list[float]]] = []
-    for chars, words in samples:
-        cols: list[int] = []
-        counts: list[float] = []
-        for counter, prefix in ((chars, ""), (words, "w ")):
-            for feat, count in counter.items():
-                col = vocab.get(prefix + feat if prefix else feat)
-                if col is not None:
-                    cols.append(col)
-                    counts.append(count)
-        rows.append((cols, counts))
-        df[cols] += 1
+    names, is_word, indptr, cols, counts = _interned(data.texts)
+    _word_grams.cache_clear()  # the training words' grams: messages need others
+    n = len(indptr) - 1
+    # columns: the features seen in at least MIN_DF texts, character grams first
+    df_all = np.bincount(cols, minlength=len(names))
+    keep = df_all >= MIN_DF
+    order = np.concatenate([np.flatnonzero(keep & ~is_word), np.flatnonzero(keep & is_word)])
+    n_chars = int((keep & ~is_word).sum())
+    new_of_old = np.full(len(names), -1, dtype=np.int64)
+    new_of_old[order] = np.arange(len(order))
+    mapped = new_of_old[cols]
+    kept = mapped >= 0
+    row_of = np.repeat(np.arange(n), np.diff(indptr))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[kept], minlength=n))])
+    cols, counts = mapped[kept], counts[kept]
+    vocab = {names[int(old)]: i for i, old in enumerate(order)}
+    del names, new_of_old, mapped, kept, row_of
+    df = df_all[order].astype(np.float64)
     idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-    x = _matrix(rows, idf, n_chars, len(vocab))
+    x = _matrix(indptr, cols, counts, idf, n_chars, len(vocab))
     classes = sorted(set(data.labels))
     if len(classes) < 2:
         raise ValueError("the ranker needs at least two entries to tell apart")
