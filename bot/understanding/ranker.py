@@ -18,14 +18,13 @@ thousands of classes takes too long to train while loading: minutes); the matche
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -182,22 +181,29 @@ class RankerModel:
 
 def _vector(
     model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts
-) -> tuple[list[int], Any]:
+) -> tuple[Any, Any]:
     """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
-    cols: list[int] = []
-    vals: list[float] = []
+    del n_chars  # (the blocks are told apart by where they come from)
+    get = model_vocab.get
+    col_parts: list[Any] = []
+    val_parts: list[Any] = []
     for counts, prefix, block_weight in ((chars, "", CHAR_WEIGHT), (words, "w ", WORD_WEIGHT)):
-        start = len(cols)
-        for feat, count in counts.items():
-            col = model_vocab.get(prefix + feat if prefix else feat)
-            if col is not None and count > 0:
-                cols.append(col)
-                vals.append((1.0 + math.log(count)) if count >= 1 else count)
-        if len(cols) > start:
-            block = np.array(vals[start:], dtype=np.float32) * idf[cols[start:]]
-            norm = float(np.sqrt(block @ block)) or 1.0
-            vals[start:] = (block * (block_weight / norm)).tolist()
-    return cols, np.array(vals, dtype=np.float32)
+        if not counts:
+            continue
+        names = counts if not prefix else [prefix + f for f in counts]
+        cols = np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=len(counts))
+        raw = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        known = (cols >= 0) & (raw > 0)
+        if not known.any():
+            continue
+        cols, raw = cols[known], raw[known]
+        block = np.where(raw >= 1, 1.0 + np.log(np.maximum(raw, 1.0)), raw).astype(np.float32) * idf[cols]
+        norm = float(np.sqrt(block @ block)) or 1.0
+        col_parts.append(cols)
+        val_parts.append(block * np.float32(block_weight / norm))
+    if not col_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return np.concatenate(col_parts), np.concatenate(val_parts)
 
 
 class Ranker:
@@ -213,7 +219,7 @@ class Ranker:
         m = self.model
         chars, words = raw_features(text)
         cols, vals = _vector(m.vocab, m.n_chars, m.idf, chars, words)
-        if not cols:
+        if not len(cols):
             return m.intercept.copy()
         out: Any = vals @ m.weights[cols] + m.intercept
         return out
