@@ -19,7 +19,7 @@ from test_bot import new_env
 from bot.app import build_application
 from bot.content import Loaded, load_knowledge
 from bot.dialogue import TELEGRAM_LIMIT, split_message
-from bot.outbox import post_message
+from bot.handlers import post_message
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = re.compile(r"<(/?)([a-z-]+)[^<>]*>")
