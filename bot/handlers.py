@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 from telegram import Chat, Message, Update, User
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.dialogue import (
@@ -396,7 +396,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, who = update.callback_query, _who(update)
     if query is None:
         return
-    with contextlib.suppress(BadRequest, NetworkError):  # a very old button: still handle the press
+    with contextlib.suppress(TelegramError):  # a very old button, a 429, a blip: still handle the press
         await query.answer()
     if who is None:
         return

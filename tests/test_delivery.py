@@ -97,6 +97,8 @@ async def test_answers_survive_send_failures_longer_than_the_retries(
             await asyncio.sleep(0.5)
             for person in hit:
                 assert await answers(u, person.id) == want(knowledge), person.id  # once
+                [message] = await u.bot_messages(person.id)
+                assert "fb:" in str(message["reply_markup"])  # with its buttons
                 delivered = [e.at for e in proxy.calls("sendMessage", person.id) if e.outcome == "ok"]
                 assert min(delivered) - began >= OUTAGE - 0.5, person.id  # only after the outage
                 assert len(proxy.calls("sendMessage", person.id)) > 4  # more tries than before

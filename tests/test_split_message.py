@@ -51,7 +51,7 @@ words = st.text(alphabet="абвгдеёжзxyz😀&<> ", min_size=1, max_size=1
 @st.composite
 def markup(draw: st.DrawFn, depth: int = 0) -> str:
     pieces = []
-    for _ in range(draw(st.integers(1, 40))):
+    for _ in range(draw(st.integers(1, 40 if depth == 0 else 8))):
         kind = draw(st.sampled_from(["text", "text", "nl", "para", "b", "i", "a", "code"] if depth < 2 else ["text"]))
         if kind == "text":
             pieces.append(draw(words))
