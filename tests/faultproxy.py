@@ -9,6 +9,8 @@ proxy forwards every request to the emulator unchanged, except while an outage i
     "down"           the connection is closed without an answer (the API or the network is down)
     "lose-response"  forwarded (Telegram does it), then the connection is closed before the answer
                      gets back: the bot cannot know the message was delivered
+    "moved"          HTTP 400 "group chat was upgraded to a supergroup chat" with
+                     parameters.migrate_to_chat_id = `moved_to` (PTB raises ChatMigrated)
 
 Each outage may be limited to one Bot API method and/or one chat_id (read from the JSON or form
 body). Every request is logged (time, method, chat id, what happened), and `early` counts retries
@@ -40,6 +42,7 @@ class Outage:
     method: str | None = None
     chat_id: int | None = None
     retry_after: int | None = None
+    moved_to: int | None = None
 
     def applies(self, method: str, chat_id: int | None, now: float) -> bool:
         return (
@@ -105,10 +108,11 @@ class FaultProxy:
         method: str | None = None,
         chat_id: int | None = None,
         retry_after: int | None = None,
+        moved_to: int | None = None,
     ) -> Outage:
-        if mode not in ("500", "429", "down", "lose-response"):
+        if mode not in ("500", "429", "down", "lose-response", "moved"):
             raise ValueError(mode)
-        rule = Outage(mode, time.monotonic() + seconds, method, chat_id, retry_after)
+        rule = Outage(mode, time.monotonic() + seconds, method, chat_id, retry_after, moved_to)
         self.outages.append(rule)
         return rule
 
@@ -148,6 +152,16 @@ class FaultProxy:
         if rule is not None and rule.mode == "500":
             self.log.append(Logged(now, method, chat_id, "500"))
             await _respond(writer, 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"})
+            return True
+        if rule is not None and rule.mode == "moved":
+            self.log.append(Logged(now, method, chat_id, "moved"))
+            moved = {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": rule.moved_to},
+            }
+            await _respond(writer, 400, moved)
             return True
         if rule is not None and rule.mode == "429":
             wait = rule.retry_after or max(1, math.ceil(rule.until - now))

@@ -7,6 +7,7 @@ out of groups, every command passes the flood guard, "ask a person" covers only 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import sqlite3
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from botapi_client import BotApiClient, SimUser
 from botapi_client import BotApiServer as Server
+from faultproxy import FaultProxy
 from test_bot import new_env
 from test_hardening import answers, db_rows, serving
 from test_staff import ADMIN, OPERATOR, OPS_CHAT, USER, run_reload_job, staff_copy
@@ -138,6 +140,27 @@ async def test_a_reply_in_another_chat_never_reaches_the_person_of_the_same_mess
         await quiet()
         assert len(await u.bot_messages(USER.id)) == 4  # nothing more reached the person
         assert await u.bot_messages(NEW_OPS) == []  # staff talking among themselves: no answer
+
+
+async def test_when_the_operators_group_becomes_a_supergroup_questions_and_replies_follow(
+    server: Server, tmp_path: Path
+) -> None:
+    """Telegram answers a send to the old group with "upgraded to a supergroup" and the new id: the
+    question goes to the new chat, its hand-off is recorded there, and a reply there reaches the person."""
+    config, faq, loaded = content(tmp_path)
+    async with FaultProxy(server.url) as proxy:
+        env = dataclasses.replace(
+            new_env(server, tmp_path / "komek.sqlite3"), base_url=proxy.base_url, base_file_url=proxy.base_file_url
+        )
+        async with serving(loaded, env, server, config=config, faq=faq) as bot:
+            u = bot.user
+            proxy.outage("moved", 600, method="sendMessage", chat_id=OPS_CHAT, moved_to=NEW_OPS)
+            await ask_a_person(u, USER, "Is the office open on Saturday?")
+            [forwarded] = await u.wait_for_bot_messages(NEW_OPS, 1)
+            assert "Saturday" in forwarded["text"]
+            await u.send_message(NEW_OPS, "No, Mon-Fri", OPERATOR, chat_type="supergroup", reply_to=forwarded)
+            assert "No, Mon-Fri" in (await u.wait_for_bot_messages(USER.id, 5))[-1]["text"]
+            assert (await u.wait_for_bot_messages(NEW_OPS, 2))[-1]["text"] == "✓ delivered"
 
 
 async def _confirmed(u: BotApiClient) -> bool:
