@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot.app import EnvError, read_env
 from bot.handlers import CONSENT_SECONDS, Consents
-from bot.outbox import MAX_BACKOFF, permanent, plain, retry_wait
+from bot.outbox import MAX_AGE, MAX_BACKOFF, permanent, plain, retry_wait
 from bot.privacy import pseudonym
 from bot.storage import MIGRATIONS, Storage
 from bot.vault import open_sealed, seal_bytes
@@ -170,3 +171,17 @@ def test_consents_do_not_accumulate() -> None:
     for i in range(1000):
         consents.give(pseudonym(i, KEY), i, now=float(i))
     assert len(consents) <= 11  # only those of the last 10 s
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_outbox_settings_come_from_the_environment(tmp_path: Path) -> None:
+    base = {"TELEGRAM_BOT_TOKEN": "1:abc", "KOMEK_SECRET": "s" * 16}
+    env = read_env(base, "komek.sqlite3", tmp_path)
+    assert (env.outbox_max_age, env.outbox_max_backoff) == (MAX_AGE, MAX_BACKOFF) == (86400.0, 30.0)
+    env = read_env({**base, "KOMEK_OUTBOX_MAX_AGE": "2", "KOMEK_OUTBOX_MAX_BACKOFF": "0.5"}, "k.db", tmp_path)
+    assert (env.outbox_max_age, env.outbox_max_backoff) == (2.0, 0.5)
+    for bad in ("soon", "0", "-5", "nan"):
+        with pytest.raises(EnvError, match="KOMEK_OUTBOX_MAX_AGE"):
+            read_env({**base, "KOMEK_OUTBOX_MAX_AGE": bad}, "k.db", tmp_path)
