@@ -22,6 +22,7 @@ from bot.content import load_knowledge, resolve_faq_dir
 from bot.dialogue import info_reply, office_open, split_message
 from bot.handlers import Services, send_reply, services
 from bot.privacy import pseudonym, scrub, seal, unseal
+from bot.yamlio import file_signature
 
 log = logging.getLogger("komek")
 RELOAD_SECONDS = 30  # "within a minute" of a saved edit
@@ -32,14 +33,12 @@ QUESTION_KINDS = ("answer", "did_you_mean", "fallback", "urgent", "smalltalk")
 
 
 def content_fingerprint(config_path: Path, faq_dir: Path) -> str:
-    """A hash of config.yaml and every FAQ file: changes when staff save any of them."""
+    """A hash of config.yaml and every FAQ file: changes when staff save any of them. Read as safely
+    as the files themselves (capped, never blocking on a pipe or a device named *.yaml)."""
     digest = hashlib.sha256()
     for path in [config_path, *sorted(faq_dir.glob("*.yaml"))]:
         digest.update(path.name.encode())
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"<unreadable>")
+        digest.update(file_signature(path))
     return digest.hexdigest()
 
 
