@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.problems import ContentError, Problems, did_you_mean
-from bot.yamlio import LineDict, LineList, YamlProblem, read_yaml
+from bot.yamlio import LineDict, LineList, YamlProblem, control_characters, read_yaml
 
 URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/[^\s<>\"{}]*)?$")
 LANG_RE = re.compile(r"^[a-z]{2}$")
@@ -405,6 +405,10 @@ def load_config(path: Path, problems: Problems | None = None) -> Config:
     except YamlProblem as exc:
         p.error(exc.path, exc.line, exc.message)
         raise ContentError(p.errors) from None
+    for line, where, name in control_characters(data):  # phones and addresses end up in answers
+        p.error(
+            shown, line, f"{where} holds an invisible control character ({name}), which Telegram refuses: delete it"
+        )
     config = parse_config(data, shown, p)
     if own and p.errors:
         raise ContentError(p.errors)

@@ -63,6 +63,7 @@ class LineDict(dict[str, Any]):
     line: int = 0
     key_lines: dict[str, int]
     spans: Mapping[str, Span] = _NO_SPANS
+    escaped = True  # (a document's root) whether its text has a backslash escape: see control_characters
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
@@ -86,6 +87,7 @@ class LineList(list[Any]):
     line: int = 0
     item_lines: list[int]
     spans: Mapping[int, Span] = _NO_SPANS
+    escaped = True
 
     def line_at(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
@@ -141,9 +143,10 @@ class _Lines(yaml.constructor.SafeConstructor):
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark.line + 1
-            span = _span(value_node, self.source_lines)
-            if span is not None:
-                spans[str(key)] = span
+            if value_node.end_mark.line != value_node.start_mark.line:
+                span = _span(value_node, self.source_lines)
+                if span is not None:
+                    spans[str(key)] = span
         plain = super().construct_mapping(node, deep=True)
         result = LineDict({str(key): value for key, value in plain.items()})
         result.line = node.start_mark.line + 1
@@ -157,7 +160,11 @@ class _Lines(yaml.constructor.SafeConstructor):
         result = LineList(items)
         result.line = node.start_mark.line + 1
         result.item_lines = [child.start_mark.line + 1 for child in node.value]
-        spans = {i: s for i, child in enumerate(node.value) if (s := _span(child, self.source_lines)) is not None}
+        spans = {
+            i: s
+            for i, child in enumerate(node.value)
+            if child.end_mark.line != child.start_mark.line and (s := _span(child, self.source_lines)) is not None
+        }
         if spans:
             result.spans = spans
         return result
@@ -228,9 +235,12 @@ def _load(text: str, loader_class: Any, source: list[str]) -> Any:
     loader = loader_class(text)
     loader.source_lines = source
     try:
-        return loader.get_single_data()
+        data = loader.get_single_data()
     finally:
         loader.dispose()
+    if isinstance(data, LineDict | LineList):
+        data.escaped = "\\" in text  # YAML refuses control characters typed raw: only an escape brings one
+    return data
 
 
 def parse_yaml(text: str, path: str) -> Any:
@@ -450,11 +460,15 @@ class _Layout:
 
     def message(self, number: int, width: int, ref: int, same_kind: bool = False) -> str:
         here = self.indent(number)
-        more = "more" if here > width else "less"
+        for near in (self.near(number, -1), self.near(number, +1)):
+            if near and self.indent(near) == width and not self.text[near - 1]:
+                ref = near  # the line next to it says it best
+                break
         sig = self.signature(number)
-        like = f" and the other '{sig}:' lines" if same_kind and sig and sig != "-" else ""
+        like = f", like the other '{sig}:' lines" if same_kind and sig and sig not in ("-", ":") else ""
+        more = "more" if here > width else "less"
         return (
-            f"line {number} is indented {more} than line {ref}{like} ({_spaces(here)}, not {width}): line them up; "
+            f"line {number} is indented {more} than line {ref} ({_spaces(here)}, not {width}{like}): line them up; "
             f"{_SPACES}"
         )
 
@@ -777,3 +791,41 @@ def file_signature(path: Path) -> bytes:
         return f"<unreadable {exc.errno}>".encode()
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- invisible characters in texts
+
+# Control characters (NUL, ESC, DEL, the C1 range...), lone surrogates and non-characters: YAML
+# refuses them typed raw, but a "\0", "\x1b" or "\ud800" escape in double quotes lets them in, and
+# Telegram refuses (or a UTF-8 encoder chokes on) a message that holds one. Line breaks and tabs pass.
+CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x0D: "carriage return", 0x0C: "form feed", 0x08: "backspace"}
+
+
+def control_characters(data: Any) -> Iterator[tuple[int, str, str]]:
+    """(line, where, character name) for every text (key or value) in parsed YAML that holds a
+    control character; `where` names the key, e.g. 'answer'."""
+    if not getattr(data, "escaped", True):
+        return
+    stack: list[tuple[Any, Any, object]] = [(data, None, None)]
+    while stack:
+        value, parent, key = stack.pop()
+        if isinstance(value, LineDict):
+            for k, v in value.items():
+                if CONTROL_RE.search(k):
+                    yield value.line_of(k), "a key", _char_name(k)
+                stack.append((v, value, k))
+        elif isinstance(value, LineList):
+            stack.extend((v, value, i) for i, v in enumerate(value))
+        elif isinstance(value, str) and (m := CONTROL_RE.search(value)):
+            if isinstance(parent, LineDict) and isinstance(key, str):
+                yield parent.value_line(key, m.start()), f"'{key}'", _char_name(m.group())
+            elif isinstance(parent, LineList) and isinstance(key, int):
+                yield parent.line_at(key), f"item {key + 1}", _char_name(m.group())
+
+
+def _char_name(text: str) -> str:
+    ch = CONTROL_RE.search(text)
+    code = ord(ch.group()) if ch else 0
+    name = _CONTROL_NAMES.get(code)
+    return f"U+{code:04X}" + (f", {name}" if name else "")

@@ -99,10 +99,10 @@ def _break(line: int, new: str) -> str:
 
 SYNTAX_CASES = [
     # a key indented further than the key above it: PyYAML says "mapping values are not allowed here"
-    ("over-indented key", _break(6, "        title: Часы работы"), 6, "line 6 is indented more than line 15"),
+    ("over-indented key", _break(6, "        title: Часы работы"), 6, "line 6 is indented more than line 5"),
     # the same after a list: PyYAML blames the next key ("expected <block end>")
     ("over-indented list key", _break(13, "     en:"), 13, "line 13 is indented"),
-    ("under-indented key", _break(7, "    questions:"), 7, "line 7 is indented less than line 16"),
+    ("under-indented key", _break(7, "    questions:"), 7, "line 7 is indented less than line 6"),
     ("tab", _break(14, "\t  checked: draft"), 14, "tab character where YAML expects spaces: use spaces, not tabs"),
     ("colon in a title", _break(15, "      title: Hours: when we are open"), 15, "the text after 'title:' holds ': '"),
     ("missing colon", _break(5, "      checked draft"), 5, "a ':' is missing after 'checked'"),
