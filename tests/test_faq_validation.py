@@ -11,15 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import resource
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, DATA, ROOT, ContentCopy, RunCli, copy_content
+from conftest import CONFIG, DATA, ContentCopy, RunCli, copy_content
+from test_yamlio import run_capped
 
 from bot.content import load_knowledge
 from bot.faq import html_issues
@@ -294,22 +293,7 @@ def test_the_same_question_twice_in_one_entry_is_a_warning(content_copy: Content
 
 def run_limited(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`python ARGS` with 1 GB of memory at most: a reader that slurps /dev/zero fails fast, not the machine."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
-
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    return subprocess.run(
-        [sys.executable, *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=timeout,
-        preexec_fn=limit,
-        check=False,
-    )
+    return run_capped(*args, cwd=cwd, timeout=timeout)
 
 
 def hostile_folder(root: Path) -> None:
