@@ -256,7 +256,12 @@ def parse_yaml(text: str, path: str) -> Any:
     try:
         return _load(text, _Loader, source)
     except yaml.MarkedYAMLError as exc:
-        line, message = explain_syntax_error(source, exc)
+        try:
+            line, message = explain_syntax_error(source, exc)
+        except Exception:  # the explanation must never be what breaks `check`: PyYAML's own words then
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            message = f"YAML syntax: {exc.context + ': ' if exc.context else ''}{exc.problem or exc}"
         raise YamlProblem(path, line, message) from None
     except yaml.reader.ReaderError as exc:
         line = len(_BREAKS_RE.split(text[: exc.position])) if isinstance(exc.position, int) else 1
@@ -554,7 +559,7 @@ def _find_culprit(lines: list[str], at: int) -> tuple[int, str] | None:
     base = _first_error_line(lines)
     if base is None:
         return None
-    at = max(at, base)
+    at = min(max(at, base), len(lines))
     deadline = time.monotonic() + REPAIR_SECONDS
     window = at + 40  # the parser only needs to get past the error: later lines are not read again
     for number, edited, message in _repairs(lines, at):

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import DATA, ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import yamlio
 from bot.yamlio import YamlProblem, file_signature, parse_yaml, read_yaml
@@ -306,3 +308,19 @@ def test_the_signature_changes_with_the_content(tmp_path: Path) -> None:
     path.write_text("a: 2\n", encoding="utf-8")
     assert file_signature(path) != before
     assert file_signature(tmp_path / "missing.yaml").startswith(b"<unreadable")
+
+
+PIECES = [*list("ab: -\t\n'\"#|>[]{}&*!%@`,?\\0é"), "  ", "\n  ", "\n- ", "ru: ", "- id: x\n", "answer: |\n"]
+YAMLISH = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+
+
+@settings(max_examples=400)
+@given(YAMLISH)
+def test_any_text_parses_or_is_one_problem_with_a_line(text: str) -> None:
+    """Whatever staff type, reading it gives data or one YamlProblem at a line of the file: the
+    explanation of an error never raises anything else."""
+    try:
+        parse_yaml(text, "f.yaml")
+    except YamlProblem as exc:
+        assert 1 <= exc.line <= text.count("\n") + 2
+        assert exc.message
