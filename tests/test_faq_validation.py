@@ -15,9 +15,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CONFIG, DATA, ContentCopy, RunCli, copy_content
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_yamlio import run_capped
 
 from bot.content import load_knowledge
@@ -504,3 +507,53 @@ def test_a_bad_checked_mark_or_key_in_ui_yaml_fails_at_its_line(
     assert hits, caught.value.problems
     first, last = text.count("\n", 0, start) + 1, text.count("\n", 0, start + len(new))
     assert all(first <= p.line <= last + 1 for p in hits), (hits, first, last)
+
+
+# ---------------------------------------------------------------- anything at all
+
+
+def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in parsed YAML (keys of mappings, indexes of lists)."""
+    out = [here]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*here, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _paths(value, (*here, i))
+    return out
+
+
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.booleans(),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.sampled_from(["ru", "kk", "en", "id", "checked", "x"]), st.text(max_size=5), max_size=3),
+    st.sampled_from(["<span>x</span>", "{office_phone}", "a\x00b", "<b>", "x" * 70, "{", "&nbsp;"]),
+)
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_any_value_anywhere_is_a_problem_or_fine_never_a_crash(
+    tmp_path_factory: pytest.TempPathFactory, data: Any
+) -> None:
+    """Replace one value of the valid sample (or of ui.yaml) by something odd: loading gives a FAQ or
+    a ContentError, and nothing else."""
+    import yaml
+
+    root = copy_content(tmp_path_factory.mktemp("odd"), faq_files=BROKEN / "valid").root
+    target = data.draw(st.sampled_from([root / "faq" / SECTION_FILE, root / "faq" / "ui.yaml"]))
+    doc = yaml.safe_load(target.read_text("utf-8"))
+    path = data.draw(st.sampled_from(_paths(doc)[1:]))
+    parent = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = data.draw(ODD_VALUES)
+    target.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    try:
+        load_knowledge(root / "config.yaml", root / "faq", dt.date(2026, 12, 1))
+    except ContentError as exc:
+        assert all(p.line >= 1 for p in exc.problems)
