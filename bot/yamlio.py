@@ -367,14 +367,17 @@ class _Layout:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.text = _block_text_lines(lines)
-        # how far each kind of line ('id:', '- id:', 'kk:', '-') is indented across the file
+        # how far each kind of line ('id:', '- id:', 'kk:', '-'; ':' for any 'key:' that opens a block)
+        # is indented across the file, and on which lines
         self.widths: dict[str, Counter[int]] = {}
+        self.where: dict[str, list[int]] = {}
         for number, line in enumerate(lines, 1):
             sig = self.signature(number)
-            if sig is not None:
-                self.widths.setdefault(sig, Counter())[_indent(line)] += 1
-                if _is_opener(line):
-                    self.widths.setdefault(":", Counter())[_indent(line)] += 1
+            if sig is None:
+                continue
+            for kind in (sig, ":") if _is_opener(line) else (sig,):
+                self.widths.setdefault(kind, Counter())[_indent(line)] += 1
+                self.where.setdefault(kind, []).append(number)
 
     def signature(self, number: int) -> str | None:
         """A line's kind for comparing indentation: its key with its list markers ('- id'), or '-'."""
@@ -388,34 +391,28 @@ class _Layout:
             return dashes + key if re.fullmatch(r"[\w-]+", key) else None  # a text line is no key
         return dashes or None
 
-    def kind(self, number: int, sig: str) -> bool:
-        if sig == ":":
-            return not self.text[number - 1] and _is_opener(self.lines[number - 1])
-        return self.signature(number) == sig
-
     def unfamiliar(self, number: int) -> list[tuple[int, int]]:
         """(width, a line of that width) for each indentation that lines of this kind have elsewhere in
         the file when this one's is found nowhere else (most usual first)."""
         sig = self.signature(number)
         if sig is None:
             return []
+        here = self.indent(number)
         if self.widths[sig].total() == 1 and _is_opener(self.lines[number - 1]):
-            openers = self.widths[":"].copy()
-            openers[self.indent(number)] -= 1
-            width, count = openers.most_common(1)[0]
-            if count < 0.8 * openers.total():
+            openers = self.widths.get(":", Counter()).copy()
+            openers[here] -= 1
+            common = openers.most_common(1)
+            if not common or common[0][1] < 0.8 * openers.total():
                 return []
             sig = ":"  # a key met once ('greeting:') among keys that open blocks at one indentation (ui.yaml)
         widths = self.widths.get(sig, Counter())
-        here = self.indent(number)
         if widths[here] > 1:
             return []
         out = []
-        for width, _ in widths.most_common():
-            if width != here:
-                same = (n for n in range(1, len(self.lines) + 1) if n != number and self.kind(n, sig))
-                ref = min((n for n in same if self.indent(n) == width), key=lambda n: abs(n - number))
-                out.append((width, ref))
+        for width, count in widths.most_common():
+            if width != here and count > 0:
+                same = [n for n in self.where[sig] if n != number and self.indent(n) == width]
+                out.append((width, min(same, key=lambda n: abs(n - number))))
         return out
 
     def indent(self, number: int) -> int:
