@@ -33,6 +33,7 @@ from bot.handlers import Services, send_reply, send_text, services
 from bot.i18n import choose_language
 from bot.outbox import Outgoing
 from bot.privacy import pseudonym, scrub, seal, unseal
+from bot.yamlio import file_signature
 
 log = logging.getLogger("komek")
 RELOAD_SECONDS = 30  # "within a minute" of a saved edit
@@ -49,14 +50,12 @@ ALERT_PROBLEMS = 10  # problems listed in a failed reload's alert: it stays one 
 
 
 def content_fingerprint(config_path: Path, faq_dir: Path) -> str:
-    """A hash of config.yaml and every FAQ file: changes when staff save any of them."""
+    """A hash of config.yaml and every FAQ file: changes when staff save any of them. Read as safely
+    as the files themselves (capped, never blocking on a pipe or a device named *.yaml)."""
     digest = hashlib.sha256()
     for path in [config_path, *sorted(faq_dir.glob("*.yaml"))]:
         digest.update(path.name.encode())
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"<unreadable>")
+        digest.update(file_signature(path))
     return digest.hexdigest()
 
 
