@@ -120,6 +120,7 @@ _SEP = "[ \u00a0\u2009\u202f\\-\u2010-\u2015.()]"
 _NUMBERISH_RE = re.compile(rf"(?<!\d)(?:\+[ \u00a0]?)?\(?\d+(?:{_SEP}{{1,4}}\d+)*")
 _DIGITS_RE = re.compile(r"\d+")
 _SINGLES_RE = re.compile(rf"\d(?:{_SEP}{{1,3}}\d){{6,14}}\)?")  # every digit on its own
+_SENTENCE_END = re.compile(r"\.[ \u00a0]")  # a full stop and a space end a number; a phone goes on without one
 _MAX_PHONE_GROUPS = 6  # "+7 (701) 123 45 67" has five; a window never needs more
 
 
@@ -205,7 +206,12 @@ def _scrub_numberish(match: re.Match[str]) -> str:
         tag, end = None, i
         if not protected[i]:
             last = i
-            while last + 1 < len(groups) and last + 1 - i < _MAX_PHONE_GROUPS and not protected[last + 1]:
+            while (
+                last + 1 < len(groups)
+                and last + 1 - i < _MAX_PHONE_GROUPS
+                and not protected[last + 1]
+                and not _SENTENCE_END.match(seps[last + 1])  # "статья 100. 100 000 тенге": two numbers
+            ):
                 last += 1
             for end in range(last, i - 1, -1):  # the longest window that reads as personal data wins
                 tag = _classify(groups[i : end + 1], seps[i + 1 : end + 1], plus and i == 0)

@@ -217,7 +217,7 @@ def test_an_unknown_top_level_field_is_reported_at_its_line(content_copy: Conten
     lines.insert(1, "note: check the phone numbers")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(ContentError) as caught:
-        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+        load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     (problem,) = [str(e) for e in caught.value.problems if "unknown field 'note'" in str(e)]
     assert problem.endswith("help.yaml:2: unknown field 'note' at the top of the file (known: section, title, entries)")
 
@@ -276,7 +276,7 @@ def test_a_question_holding_a_colon_is_named_as_such(content_copy: ContentCopy) 
     assert first is not None
     path.write_text(text.replace(first.group(0), "        - офис: где он", 1), encoding="utf-8")
     with pytest.raises(ContentError) as caught:
-        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+        load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     messages = [p.message for p in caught.value.problems]
     assert any("holds ': ', which YAML reads as 'key: value': put it in quotes (\"офис: …\")" in m for m in messages)
 
@@ -287,7 +287,7 @@ def test_the_same_question_twice_in_one_entry_is_a_warning(content_copy: Content
     first = re.search(r"(?m)^        - (.+)$", text)
     assert first is not None
     path.write_text(text.replace(first.group(0), f"{first.group(0)}\n        - {first.group(1).upper()}", 1), "utf-8")
-    loaded = load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+    loaded = load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     assert any("the same question is already on line" in str(w) for w in loaded.warnings)
 
 
@@ -414,10 +414,10 @@ def test_an_entry_id_at_the_limit_passes_and_one_past_it_fails(content_copy: Con
     """Button data "fb:<id>:1" must fit Telegram's 64 bytes, or the button silently vanishes."""
     fits = "a" * 59
     rename_id(content_copy.faq, "contacts", fits)
-    load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+    load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     rename_id(content_copy.faq, fits, fits + "b")
     with pytest.raises(ContentError) as caught:
-        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+        load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     assert [p.message for p in caught.value.problems if "64 bytes" in p.message] == [
         f"entry id '{fits}b' is 60 characters: its buttons carry 'fb:<id>:1', and Telegram takes at most 64 bytes "
         "there (the button would silently vanish): keep it to 59"
@@ -430,7 +430,7 @@ def test_a_control_character_in_a_ui_text_or_the_config_fails(content_copy: Cont
     config = content_copy.config
     config.write_text(config.read_text("utf-8").replace('police: "102"', 'police: "10\\u00002"', 1), "utf-8")
     with pytest.raises(ContentError) as caught:
-        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+        load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     messages = [str(p) for p in caught.value.problems]
     assert any("ui.yaml" in m and "'en' holds an invisible control character (U+001B, ESC)" in m for m in messages)
     assert any(
@@ -460,7 +460,7 @@ def test_ui_texts_carry_checked_marks_and_check_warns_about_drafts(content_copy:
             "back_button:\n": "back_button:\n  checked: draft\n",
         },
     )
-    loaded = load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+    loaded = load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     faq = loaded.knowledge.faq
     assert faq.ui_checked["greeting"] == {"ru": "Aigerim, 2026-11-20", "kk": "Dana, 2026-11-21", "en": "draft"}
     assert faq.ui_checked["menu_title"] == {"ru": "Aigerim, 2026-11-20", "kk": "draft", "en": "draft"}
@@ -502,7 +502,7 @@ def test_a_bad_checked_mark_or_key_in_ui_yaml_fails_at_its_line(
     text = ui.read_text(encoding="utf-8")
     start = text.index(new)
     with pytest.raises(ContentError) as caught:
-        load_knowledge(content_copy.config, None, dt.date(2026, 12, 1))
+        load_knowledge(content_copy.config, None, dt.date(2027, 1, 1))
     hits = [p for p in caught.value.problems if message in p.message]
     assert hits, caught.value.problems
     first, last = text.count("\n", 0, start) + 1, text.count("\n", 0, start + len(new))
@@ -554,6 +554,6 @@ def test_any_value_anywhere_is_a_problem_or_fine_never_a_crash(
     parent[path[-1]] = data.draw(ODD_VALUES)
     target.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     try:
-        load_knowledge(root / "config.yaml", root / "faq", dt.date(2026, 12, 1))
+        load_knowledge(root / "config.yaml", root / "faq", dt.date(2027, 1, 1))
     except ContentError as exc:
         assert all(p.line >= 1 for p in exc.problems)
