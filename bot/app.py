@@ -3,11 +3,14 @@
 Secrets come only from the environment: TELEGRAM_BOT_TOKEN (or TELEGRAM_BOT_TOKEN_FILE) and
 KOMEK_SECRET (the key for pseudonyms). TELEGRAM_BASE_URL / TELEGRAM_BASE_FILE_URL point the bot at a
 self-hosted Bot API server or a test server; KOMEK_DB overrides the database path;
-KOMEK_WEBHOOK_SECRET is the secret token Telegram sends with every webhook request.
+KOMEK_WEBHOOK_SECRET is the secret token Telegram sends with every webhook request;
+KOMEK_OUTBOX_MAX_AGE / KOMEK_OUTBOX_MAX_BACKOFF (seconds) change how long a message Telegram does
+not take is retried, and the longest pause between tries (bot/outbox.py; the tests shrink them).
 
 The bot runs by long polling (run_polling, bot/polling.py) or behind a webhook (run_webhook,
-bot/webhook.py). Both confirm an update to Telegram only after it has been handled, so a crash
-loses no question (at-least-once); PTB's own run_polling/run_webhook are not used for that reason.
+bot/webhook.py). Both confirm an update to Telegram only once it is stored in the durable inbox
+(bot/inbox.py), and every message goes out through the durable outbox (bot/outbox.py), so neither
+a crash nor a Telegram outage loses a question; PTB's own run_polling/run_webhook are not used.
 """
 
 from __future__ import annotations
@@ -44,11 +47,20 @@ from bot.config import database_path
 from bot.content import Loaded
 from bot.flood import FloodGuard
 from bot.handlers import Services, on_button, on_command, on_error, on_non_text, on_text, services
+from bot.outbox import MAX_AGE, MAX_BACKOFF, Outbox, Outgoing
 from bot.polling import serve_polling
-from bot.staff import RELOAD_SECONDS, on_admin, on_operator_message, on_subscription, reload_job
+from bot.staff import (
+    BROADCAST_RATE,
+    RELOAD_SECONDS,
+    OperatorsChat,
+    after_queued,
+    on_admin,
+    on_operator_message,
+    on_subscription,
+    reload_job,
+)
 from bot.staff_teach import PREFIX as STAFF_PREFIX
 from bot.staff_teach import on_staff_button
-from bot.storage import Storage, StorageError
 from bot.webhook import serve_webhook
 
 log = logging.getLogger("komek")
@@ -115,6 +127,21 @@ class Env:
     base_url: str | None
     base_file_url: str | None
     webhook_secret: str | None
+    outbox_max_age: float = MAX_AGE
+    outbox_max_backoff: float = MAX_BACKOFF
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise EnvError(f"{name} must be a number of seconds above 0")
+    return value
 
 
 def read_env(
@@ -144,16 +171,19 @@ def read_env(
         base_url=base_url,
         base_file_url=base_file_url,
         webhook_secret=webhook_secret,
+        outbox_max_age=_seconds(environ, "KOMEK_OUTBOX_MAX_AGE", MAX_AGE),
+        outbox_max_backoff=_seconds(environ, "KOMEK_OUTBOX_MAX_BACKOFF", MAX_BACKOFF),
     )
 
 
 async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     svc: Services = app.bot_data["services"]
-    try:
-        svc.storage = await Storage.open(svc.db_path)
-    except StorageError as exc:  # answer anyway: people's questions matter more than our counts
-        log.error("storage unavailable, answering without recording: %s", exc)
-        svc.storage_down = True
+    # Without a database the bot answers anyway (people's questions matter more than our counts);
+    # it is tried again now and then (Services.open_storage).
+    await svc.open_storage(force=True)
+    svc.operator_chats.update(await svc.store(lambda s: s.operator_chats()) or [])
+    if svc.outbox is not None:
+        await svc.outbox.recover()  # what Telegram did not take before the restart
     for lang in svc.knowledge.config.languages:
         texts = COMMAND_TEXT.get(lang, COMMAND_TEXT["en"])
         try:
@@ -172,7 +202,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         env.token,
         base_url=env.base_url or "https://api.telegram.org/bot",
         base_file_url=env.base_file_url or "https://api.telegram.org/file/bot",
-        rate_limiter=AIORateLimiter(overall_max_rate=25, max_retries=3),
+        rate_limiter=AIORateLimiter(overall_max_rate=BROADCAST_RATE, max_retries=3),
     )
     await broadcaster.initialize()
     svc.extra["broadcaster"] = broadcaster
@@ -181,6 +211,12 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
     svc: Services = app.bot_data["services"]
+    announcements = list(svc.extra.get("announcements", ()))
+    for task in announcements:
+        task.cancel()  # not sent again after the restart: the admin got no report and can decide
+    await asyncio.gather(*announcements, return_exceptions=True)
+    if svc.outbox is not None:
+        await svc.outbox.close()  # what waits stays stored for the next start
     broadcaster = svc.extra.pop("broadcaster", None)
     if broadcaster is not None:
         await broadcaster.shutdown()
@@ -297,7 +333,7 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
     if env.base_file_url:
         builder = builder.base_file_url(env.base_file_url)
     app = builder.build()
-    app.bot_data["services"] = Services(
+    svc = Services(
         knowledge=k,
         secret=env.secret,
         flood=FloodGuard(k.config.telegram.flood_messages_per_minute),
@@ -305,14 +341,32 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
         config_path=config_path,
         faq_dir=faq_dir,
     )
-    app.bot_data["services"].extra["env"] = env
-    # Order matters: the operators' chat first (staff replies there are not questions), then staff
-    # and opt-in commands, user commands, buttons, text (new and edited), then everything else.
-    ops = k.config.telegram.operators_chat
-    if ops is not None:
-        app.add_handler(MessageHandler(filters.Chat(ops) & filters.REPLY & filters.TEXT, on_operator_message))
-        app.add_handler(MessageHandler(filters.Chat(ops), _ignore))
+    app.bot_data["services"] = svc
+    svc.extra["env"] = env
+
+    async def after(entry: Outgoing, message_id: int | None, error: BaseException | None) -> None:
+        await after_queued(app.bot, svc, entry, message_id, error)
+
+    async def on_blocked(pid: str) -> None:
+        await svc.store(lambda s: s.set_unsubscribed(pid))
+
+    svc.outbox = Outbox(
+        app.bot,
+        svc,
+        env.secret,
+        max_age=env.outbox_max_age,
+        max_backoff=env.outbox_max_backoff,
+        after=after,
+        on_blocked=on_blocked,
+    )
+    # Order matters: staff commands first (they check who and where themselves), then the
+    # operators' chat (staff replies there are not questions; which chat that is is read at each
+    # message, so a live reload that changes it takes effect), then opt-in commands, user
+    # commands, buttons, text (new and edited), then everything else.
+    ops = OperatorsChat(svc)
     app.add_handler(CommandHandler(list(ADMIN_COMMANDS), on_admin))
+    app.add_handler(MessageHandler(ops & filters.REPLY & filters.TEXT, on_operator_message))
+    app.add_handler(MessageHandler(ops, _ignore))
     app.add_handler(CommandHandler(["subscribe", "unsubscribe"], on_subscription))
     app.add_handler(CommandHandler(list(COMMANDS), on_command))
     app.add_handler(CallbackQueryHandler(on_staff_button, pattern=f"^{STAFF_PREFIX}"))  # /unanswered's buttons

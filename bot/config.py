@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.problems import ContentError, Problems
-from bot.yamlio import LineDict, LineList, YamlProblem, read_yaml
+from bot.problems import ContentError, Problems, did_you_mean
+from bot.yamlio import LineDict, LineList, YamlProblem, control_characters, read_yaml
 
 URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/[^\s<>\"{}]*)?$")
 LANG_RE = re.compile(r"^[a-z]{2}$")
@@ -117,16 +117,52 @@ EMERGENCY_KEYS = ("general", "police", "ambulance", "fire", "family_helpline")
 
 
 class _Reader:
-    """Reads typed values out of LineDicts, recording a problem (with its line) for each bad one."""
+    """Reads typed values out of LineDicts, recording a problem (with its line) for each bad one.
+
+    It also remembers which keys of each block it asked for: whatever else a block holds is a key
+    the bot does not know (`admin:` for `admins:`), reported by `unknown_keys` with the nearest
+    known one, since a misspelt setting would otherwise be ignored without a word."""
 
     def __init__(self, file: str, problems: Problems) -> None:
         self.file = file
         self.p = problems
+        self.asked: dict[int, set[str]] = {}
+        self.blocks: list[tuple[str, LineDict, str]] = []  # (where, block, what its keys are)
+        self.names: dict[int, str] = {}
+
+    def ask(self, d: LineDict, key: str) -> Any:
+        """The raw value of `key` (None when absent), noted as a key the bot knows."""
+        self.asked.setdefault(id(d), set()).add(key)
+        return d.get(key)
+
+    def block(self, d: LineDict, where: str, kind: str = "setting") -> LineDict:
+        """Check the keys of `d` (named `where`, e.g. 'telegram.webhook') against those asked for."""
+        self.names[id(d)] = where
+        self.blocks.append((where, d, kind))
+        return d
+
+    def unknown_keys(self) -> None:
+        for where, d, kind in self.blocks:
+            known = self.asked.get(id(d), set())
+            for key in d:
+                if key in known:
+                    continue
+                hint = did_you_mean(key, known)
+                if kind == "language":
+                    self.p.error(self.file, d.line_of(key), f"'{key}' in {where} is not one of the languages{hint}")
+                else:
+                    place = f"'{where}'" if where else "the top level"
+                    self.p.error(
+                        self.file,
+                        d.line_of(key),
+                        f"'{key}' is not a setting of {place}{hint}: a misspelt setting would be ignored",
+                    )
 
     def section(self, parent: LineDict, key: str, required: bool = True) -> LineDict:
-        value = parent.get(key)
+        value = self.ask(parent, key)
         if isinstance(value, LineDict):
-            return value
+            outer = self.names.get(id(parent), "")
+            return self.block(value, f"{outer}.{key}" if outer else key)
         if value is not None or required:
             self.p.error(self.file, parent.line_of(key), f"'{key}' must be a block of settings")
         empty = LineDict()
@@ -135,6 +171,7 @@ class _Reader:
         return empty
 
     def number(self, d: LineDict, key: str, default: float, lo: float, hi: float) -> float:
+        self.ask(d, key)
         value = d.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
             self.p.error(self.file, d.line_of(key), f"'{key}' must be a number from {lo} to {hi}")
@@ -142,6 +179,7 @@ class _Reader:
         return float(value)
 
     def integer(self, d: LineDict, key: str, default: int, lo: int, hi: int) -> int:
+        self.ask(d, key)
         value = d.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             self.p.error(self.file, d.line_of(key), f"'{key}' must be a whole number from {lo} to {hi}")
@@ -149,6 +187,7 @@ class _Reader:
         return value
 
     def text(self, d: LineDict, key: str, default: str | None = None) -> str:
+        self.ask(d, key)
         value = d.get(key, default)
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
@@ -164,13 +203,15 @@ class _Reader:
         return value
 
     def localized(self, d: LineDict, key: str, languages: tuple[str, ...]) -> Localized:
-        value = d.get(key)
+        value = self.ask(d, key)
         if not isinstance(value, LineDict):
             self.p.error(self.file, d.line_of(key), f"'{key}' needs a text per language ({', '.join(languages)})")
             return {lang: "" for lang in languages}
+        outer = self.names.get(id(d), "")
+        self.block(value, f"'{outer}.{key}'" if outer else f"'{key}'", kind="language")
         out: Localized = {}
         for lang in languages:
-            item = value.get(lang)
+            item = self.ask(value, lang)
             if not isinstance(item, str) or not item.strip():
                 self.p.error(self.file, value.line_of(lang), f"'{key}' has no '{lang}' text")
                 item = ""
@@ -178,7 +219,7 @@ class _Reader:
         return out
 
     def items(self, d: LineDict, key: str) -> LineList:
-        value = d.get(key)
+        value = self.ask(d, key)
         if value is None:
             value = LineList()
             value.line = d.line_of(key)
@@ -200,8 +241,9 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
         p.error(file, 1, "config.yaml must be a block of settings")
         data = LineDict()
         data.line, data.key_lines = 1, {}
+    r.block(data, "")
 
-    raw_langs = data.get("languages")
+    raw_langs = r.ask(data, "languages")
     languages: tuple[str, ...] = ("ru", "kk", "en")
     if (
         isinstance(raw_langs, list)
@@ -255,7 +297,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
             p.error(file, r.items(t, "admins").line_at(i), "each admin must be a numeric Telegram user id")
         else:
             admins.append(item)
-    ops = t.get("operators_chat")
+    ops = r.ask(t, "operators_chat")
     if ops is not None and (isinstance(ops, bool) or not isinstance(ops, int)):
         p.error(file, t.line_of("operators_chat"), "'operators_chat' must be a numeric Telegram chat id or null")
         ops = None
@@ -277,6 +319,7 @@ def parse_config(data: Any, file: str = "config.yaml", problems: Problems | None
         contacts=contacts,
         source=file,
     )
+    r.unknown_keys()
     if own and p.errors:
         raise ContentError(p.errors)
     return config
@@ -314,6 +357,7 @@ def _parse_contacts(r: _Reader, c: LineDict, languages: tuple[str, ...]) -> Cont
         if not isinstance(item, LineDict):
             p.error(file, raw_hotline.line_at(i), "each hotline item needs 'label' (per language) and 'value'")
             continue
+        r.block(item, f"contacts.hotline item {i + 1}")
         hotline.append(HotlineItem(label=r.localized(item, "label", languages), value=r.text(item, "value")))
     e = r.section(c, "emergency")
     emergency = {key: r.text(e, key) for key in EMERGENCY_KEYS}
@@ -323,6 +367,7 @@ def _parse_contacts(r: _Reader, c: LineDict, languages: tuple[str, ...]) -> Cont
         if not isinstance(item, LineDict):
             p.error(file, raw_offices.line_at(i), "each asylum office needs 'city' and 'address'")
             continue
+        r.block(item, f"contacts.asylum_offices item {i + 1}")
         offices.append(
             AsylumOffice(city=r.localized(item, "city", languages), address=r.localized(item, "address", languages))
         )
@@ -362,6 +407,10 @@ def load_config(path: Path, problems: Problems | None = None) -> Config:
     except YamlProblem as exc:
         p.error(exc.path, exc.line, exc.message)
         raise ContentError(p.errors) from None
+    for line, where, name in control_characters(data):  # phones and addresses end up in answers
+        p.error(
+            shown, line, f"{where} holds an invisible control character ({name}), which Telegram refuses: delete it"
+        )
     config = parse_config(data, shown, p)
     if own and p.errors:
         raise ContentError(p.errors)

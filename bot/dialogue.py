@@ -433,34 +433,114 @@ def forget_prompt(k: Knowledge, lang: str) -> Reply:
 # ---------------------------------------------------------------- splitting
 
 
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
+_ENTITY_RE = re.compile(r"&(?:#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
+
+
+def _units(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class _Markup:
+    """Where a text's HTML is: spans a cut must not fall inside (tags, entities), and the elements
+    (open tag start, open tag end, close tag start, the open tag itself, its name)."""
+
+    inside: tuple[tuple[int, int], ...]
+    elements: tuple[tuple[int, int, int, str, str], ...]
+
+    @classmethod
+    def of(cls, text: str) -> _Markup:
+        inside = [m.span() for m in _ENTITY_RE.finditer(text)]
+        elements: list[tuple[int, int, int, str, str]] = []
+        stack: list[tuple[int, int, str, str]] = []
+        for m in _TAG_RE.finditer(text):
+            inside.append(m.span())
+            closing, name = m.group(1) == "/", m.group(2).lower()
+            if not closing:
+                stack.append((m.start(), m.end(), m.group(0), name))
+            elif stack and stack[-1][3] == name:  # unmatched tags are left alone (they are text)
+                start, end, tag, _ = stack.pop()
+                elements.append((start, end, m.start(), tag, name))
+        return cls(tuple(inside), tuple(sorted(elements)))
+
+    def allowed(self, pos: int) -> bool:
+        return not any(a < pos < b for a, b in self.inside)
+
+    def open_at(self, pos: int) -> list[tuple[str, str]]:
+        """(open tag, name) of the elements a cut at `pos` falls inside, outermost first."""
+        return [(tag, name) for start, end, close, tag, name in self.elements if start < pos <= close and end <= pos]
+
+
 def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split at paragraph, then line, then word boundaries (never inside an HTML tag) so that each
-    part fits Telegram's limit; empty parts are dropped (Telegram refuses empty messages)."""
-    parts: list[str] = []
+    """Split so that each part fits Telegram's limit (counted as Telegram does, in UTF-16 units,
+    and with the tags, so it holds however Telegram parses them), on entity boundaries: at a
+    paragraph, else a line, else a word break outside any <b>, <a>… element; only when none is
+    within reach, inside one, and then the open elements are closed at the end of the part and
+    opened again at the start of the next, so every part is valid HTML on its own. Never inside a
+    tag or an &entity;. Empty parts are dropped (Telegram refuses empty messages)."""
     rest = text.strip()
-    while len(rest) > limit:
-        cut = _cut_point(rest, limit)
-        head = rest[:cut].rstrip()
+    if len(rest) * 2 <= limit:  # fits whatever its characters are
+        return [rest] if rest else []
+    parts: list[str] = []
+    while _units(rest) > limit:
+        head, rest = _split_once(rest, limit)
         if head:
             parts.append(head)
-        rest = rest[cut:].lstrip()
     if rest:
         parts.append(rest)
     return parts
 
 
-def _outside_tag(text: str, pos: int) -> bool:
-    return text.rfind("<", 0, pos) <= text.rfind(">", 0, pos)
+def _split_once(text: str, limit: int) -> tuple[str, str]:
+    """(a first part within `limit`, the rest), `text` being longer than that."""
+    markup = _Markup.of(text)
+    budget = limit
+    while True:
+        cut = _cut_point(text, markup, _reach(text, budget))
+        tags = markup.open_at(cut)
+        if tags and sum(len(tag) for tag, _ in tags) >= cut:
+            tags = []  # reopening them would leave no room for text (only with tiny limits)
+        closing = "".join(f"</{name}>" for _, name in reversed(tags))
+        head = text[:cut].rstrip() + closing
+        over = _units(head) - limit
+        if over <= 0 or budget <= 1:
+            rest = text[cut:].lstrip()
+            return head.strip(), ("".join(tag for tag, _ in tags) + rest) if rest else ""
+        budget -= over
 
 
-def _cut_point(text: str, limit: int) -> int:
-    for sep in ("\n\n", "\n", " "):
-        pos = text.rfind(sep, 0, limit)
-        while pos > limit // 3:
-            if _outside_tag(text, pos):
-                return pos
+def _reach(text: str, limit: int) -> int:
+    """How many characters of `text` fit in `limit` UTF-16 units."""
+    if len(text) * 2 <= limit or _units(text[:limit]) <= limit:
+        return min(limit, len(text))
+    reach, used = 0, 0
+    for ch in text:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            break
+        reach += 1
+    return reach
+
+
+def _cut_point(text: str, markup: _Markup, reach: int) -> int:
+    """Where to cut within `reach` characters: the best separator outside every element, else the
+    best one inside an element, else a hard cut (never inside a tag or an entity)."""
+    seps = ("\n\n", "\n", " ")
+    fallback = None
+    for sep in seps:
+        pos = text.rfind(sep, 0, reach)
+        while pos > reach // 3:
+            if markup.allowed(pos):
+                if not markup.open_at(pos):
+                    return pos
+                if fallback is None:
+                    fallback = pos
             pos = text.rfind(sep, 0, pos)
-    cut = limit
-    while cut > 1 and not _outside_tag(text, cut):
+    if fallback is not None:
+        return fallback
+    cut = reach
+    while cut > 1 and not markup.allowed(cut):
         cut -= 1
-    return cut if cut > 1 else limit
+    return cut if cut > 1 else max(1, reach)

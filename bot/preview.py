@@ -13,11 +13,11 @@ from html.parser import HTMLParser
 
 from bot.config import URL_RE
 from bot.dialogue import Knowledge
-from bot.faq import Entry, fill, is_draft, stale_entries
+from bot.faq import Entry, fill, is_draft, is_draft_mark, stale_entries, ui_drafts
 
 LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English"}
 # Telegram's tags → what a browser shows for them (anything else is dropped, its text kept)
-_TAGS = {t: t for t in ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre")}
+_TAGS = {t: t for t in ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "blockquote")}
 _TAGS.update({"a": "a", "tg-spoiler": "span", "span": "span"})
 
 _CSS = """
@@ -34,6 +34,8 @@ h1{font-size:1.5rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:2px sol
 .lang.draft{border-top-color:#6a1b9a;background:#f6effa}
 .answer{white-space:pre-wrap;background:#fff;border:1px solid #eee;padding:.5rem;margin:.4rem 0}
 .spoiler{background:#ccc}.kw{color:#555;font-size:.9rem}h3{margin:.2rem 0}h4{margin:.2rem 0}
+table.ui{border-collapse:collapse;width:100%}table.ui td,table.ui th{border:1px solid #ddd;padding:.3rem .5rem;
+vertical-align:top;text-align:left}table.ui td{white-space:pre-wrap}table.ui td.draft{background:#f6effa}
 """
 
 
@@ -139,6 +141,30 @@ def _entry(k: Knowledge, entry: Entry, stale: bool, months: int) -> str:
     )
 
 
+def _ui_texts(k: Knowledge) -> str:
+    """The bot's own texts (ui.yaml), languages side by side, drafts highlighted like the answers'."""
+    languages = k.config.languages
+    head = "".join(f"<th>{_e(LANGUAGE_NAMES.get(lang, lang))}</th>" for lang in languages)
+    rows = []
+    for key, texts in k.faq.ui.items():
+        marks = k.faq.ui_checked.get(key, {})
+        cells = []
+        for lang in languages:
+            mark = marks.get(lang, "draft")
+            draft = is_draft_mark(mark)
+            badge = ' <span class="badge draft">draft</span>' if draft else ""
+            cells.append(
+                f'<td class="{"draft" if draft else ""}" data-lang="{_e(lang)}" data-checked="{_e(mark)}">'
+                f"{telegram_html(fill(texts.get(lang, ''), k.values.get(lang, {})))}"
+                f'<div class="meta">checked: {_e(mark)}{badge}</div></td>'
+            )
+        rows.append(f'<tr id="ui-{_e(key)}"><th>{_e(key)}</th>{"".join(cells)}</tr>')
+    return (
+        '<section id="ui-texts"><h2>The bot\'s own texts (ui.yaml)</h2>'
+        f'<table class="ui"><tr><th>text</th>{head}</tr>{"".join(rows)}</table></section>'
+    )
+
+
 def render_preview(k: Knowledge, today: dt.date, stale_months: int = 6) -> str:
     """Every entry by section, languages side by side, with a summary of drafts and stale entries."""
     faq = k.faq
@@ -153,12 +179,15 @@ def render_preview(k: Knowledge, today: dt.date, stale_months: int = 6) -> str:
             _entry(k, faq.entries[eid], eid in stale, stale_months) for eid in s.entry_ids if eid in faq.entries
         )
         sections.append(f'<section id="section-{_e(s.id)}"><h2>{titles}</h2>{entries}</section>')
+    ui_draft = sum(len(ui_drafts(faq, lang)) for lang in k.config.languages)
     summary = (
         f'<p class="summary" id="summary" data-entries="{len(faq.entries)}" data-sections="{len(faq.sections)}" '
-        f'data-drafts="{len(drafts)}" data-draft-entries="{len({e for e, _ in drafts})}" data-stale="{len(stale)}">'
+        f'data-drafts="{len(drafts)}" data-draft-entries="{len({e for e, _ in drafts})}" data-stale="{len(stale)}" '
+        f'data-ui-drafts="{ui_draft}">'
         f"<span><b>{len(faq.entries)}</b> entries in {len(faq.sections)} sections</span>"
         f"<span><b>{len(drafts)}</b> language blocks are drafts (in {len({e for e, _ in drafts})} entries)</span>"
-        f"<span><b>{len(stale)}</b> entries not reviewed for over {stale_months} months</span></p>"
+        f"<span><b>{len(stale)}</b> entries not reviewed for over {stale_months} months</span>"
+        f'<span><b>{ui_draft}</b> of the bot\'s own texts are drafts (<a href="#ui-texts">ui.yaml</a>)</span></p>'
     )
     return (
         "<!DOCTYPE html>\n"
@@ -170,5 +199,5 @@ def render_preview(k: Knowledge, today: dt.date, stale_months: int = 6) -> str:
         'filled in from config.yaml. <span class="badge draft">draft</span> = not yet checked by a native '
         f'reader; <span class="badge stale">stale</span> = facts last reviewed over {stale_months} months ago. '
         "<code>python -m bot check</code> is the authority on errors.</p>\n"
-        f"{summary}\n<nav>{nav}</nav>\n" + "\n".join(sections) + "\n</body></html>\n"
+        f"{summary}\n<nav>{nav}</nav>\n" + "\n".join(sections) + f"\n{_ui_texts(k)}\n</body></html>\n"
     )

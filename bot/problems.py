@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -44,3 +46,18 @@ class ContentError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def nearest(word: str, known: Iterable[str]) -> str | None:
+    """The known word closest to a misspelt one ('admin' → 'admins', 'office_phone' → 'office_phones'),
+    or None when nothing is close."""
+    choices = {k.casefold(): k for k in known}
+    cutoff = 0.6 if len(word) > 3 else 0.5  # 'kz' for 'kk' is one letter in two
+    found = difflib.get_close_matches(word.casefold(), list(choices), n=1, cutoff=cutoff)
+    return choices[found[0]] if found else None
+
+
+def did_you_mean(word: str, known: Iterable[str], fmt: str = "'{}'") -> str:
+    """' (did you mean 'admins'?)' when a known word is close to `word`, else ''."""
+    close = nearest(word, known)
+    return f" (did you mean {fmt.format(close)}?)" if close is not None else ""

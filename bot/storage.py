@@ -117,13 +117,35 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN crisis TEXT;
     """,
+    # 5: nothing lost while Telegram is unreachable. `inbox`: every update as received, sealed
+    # (bot/vault.py), kept before Telegram is told to forget it and until it was handled (payload
+    # NULL = handled, kept only until Telegram can no longer send it again). `outbox`: messages that
+    # Telegram did not accept yet, sealed (chat id inside), retried until delivered. A hand-off is
+    # found by the operators' chat *and* the message id (message ids restart in a new chat, e.g. a
+    # group upgraded to a supergroup); older rows have no chat and are never matched.
+    """
+    CREATE TABLE inbox (
+        update_id INTEGER PRIMARY KEY,
+        ts        TEXT NOT NULL,
+        payload   BLOB
+    );
+    CREATE TABLE outbox (
+        id      INTEGER PRIMARY KEY,
+        ts      TEXT NOT NULL,
+        pid     TEXT,
+        payload BLOB NOT NULL
+    );
+    CREATE INDEX outbox_pid ON outbox (pid);
+    ALTER TABLE handoffs ADD COLUMN operator_chat INTEGER;
+    CREATE INDEX handoffs_chat_message ON handoffs (operator_chat, operator_message_id);
+    """,
 ]
 TEACHING_ACTIONS = ("taught", "new_topic", "ignored")
 
 _PID_RE = re.compile(r"^[0-9a-f]{32}$")
 LANGUAGE_CACHE_SIZE = 50_000  # users whose language choice is kept in memory (about 10 MB at most)
-_USER_TABLES = ("users", "events", "unanswered", "feedback", "handoffs")
-_AGED_TABLES = ("events", "unanswered", "feedback", "handoffs")
+_USER_TABLES = ("users", "events", "unanswered", "feedback", "handoffs", "outbox")
+_AGED_TABLES = ("events", "unanswered", "feedback", "handoffs", "outbox", "inbox")
 
 
 _TOUCH_SQL = (
@@ -352,22 +374,97 @@ class Storage:
         )
         return [(str(r[0]), r[1], str(r[2])) for r in rows]
 
-    async def record_handoff(
-        self, pid: str, chat_seal: str, operator_message_id: int, lang: str, now: dt.datetime
-    ) -> None:
-        """A question forwarded to the operators' chat, so that a reply to it can find its way back."""
+    async def set_unsubscribed(self, pid: str) -> None:
+        """The user blocked the bot (or deactivated): unsubscribed, the sealed chat reference dropped."""
         await self._write(
-            "INSERT INTO handoffs (ts, pid, chat_seal, operator_message_id, lang) VALUES (?, ?, ?, ?, ?)",
-            (_iso(now), _pid(pid), chat_seal, operator_message_id, lang),
+            "UPDATE users SET subscribed = 0, chat_seal = NULL, blocked = 1 WHERE pid = ?",
+            (_pid(pid),),
         )
 
-    async def handoff_for(self, operator_message_id: int) -> tuple[str, str, str | None] | None:
-        """(pid, chat seal, language) of the hand-off whose message in the operators' chat this is."""
+    async def record_handoff(
+        self, pid: str, chat_seal: str, operator_chat: int, operator_message_id: int, lang: str, now: dt.datetime
+    ) -> bool:
+        """A question forwarded to the operators' chat, so that a reply to it can find its way back.
+        True once stored (Services.store gives None when the database refused it)."""
+        await self._write(
+            "INSERT INTO handoffs (ts, pid, chat_seal, operator_chat, operator_message_id, lang) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (_iso(now), _pid(pid), chat_seal, int(operator_chat), int(operator_message_id), lang),
+        )
+        return True
+
+    async def handoff_for(self, operator_chat: int, operator_message_id: int) -> tuple[str, str, str | None] | None:
+        """(pid, chat seal, language) of the hand-off whose message in that operators' chat this is."""
         rows = await self._read(
-            "SELECT pid, chat_seal, lang FROM handoffs WHERE operator_message_id = ? ORDER BY id DESC LIMIT 1",
-            (operator_message_id,),
+            "SELECT pid, chat_seal, lang FROM handoffs WHERE operator_chat = ? AND operator_message_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (int(operator_chat), int(operator_message_id)),
         )
         return (str(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+
+    async def operator_chats(self) -> list[int]:
+        """Every operators' chat that hand-offs were sent to (within the retention)."""
+        rows = await self._read("SELECT DISTINCT operator_chat FROM handoffs WHERE operator_chat IS NOT NULL")
+        return [int(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------ inbox and outbox (sealed)
+
+    async def inbox_add(self, rows: Sequence[tuple[int, bytes]], now: dt.datetime) -> bool:
+        """Updates as received (update id, sealed payload), in one transaction; one already there is
+        left as it is (Telegram sent it again). True once committed."""
+        ts = _iso(now)
+        await self._transaction(
+            [("INSERT OR IGNORE INTO inbox (update_id, ts, payload) VALUES (?, ?, ?)", (u, ts, p)) for u, p in rows]
+        )
+        return True
+
+    async def inbox_done(self, update_id: int) -> bool:
+        """The update was handled: its payload is erased; the row stays while Telegram may send it again."""
+        await self._group_commit([("UPDATE inbox SET payload = NULL WHERE update_id = ?", (int(update_id),))])
+        return True
+
+    async def inbox_forget_handled(self, below_update_id: int | None = None, before: dt.datetime | None = None) -> int:
+        """Handled rows Telegram can no longer send again: below the confirmed offset (polling), or
+        older than `before` (webhook). How many were deleted."""
+        params: tuple[Any, ...]
+        if below_update_id is not None:
+            where, params = "update_id < ?", (int(below_update_id),)
+        elif before is not None:
+            where, params = "ts < ?", (_iso(before),)
+        else:
+            raise ValueError("below_update_id or before is needed")
+        [count] = await self._transaction([(f"DELETE FROM inbox WHERE payload IS NULL AND {where}", params)])
+        return count
+
+    async def inbox_rows(self) -> list[tuple[int, bytes | None]]:
+        """Every row, oldest update first: (update id, sealed payload, or None once handled)."""
+        rows = await self._read("SELECT update_id, payload FROM inbox ORDER BY update_id")
+        return [(int(r[0]), bytes(r[1]) if r[1] is not None else None) for r in rows]
+
+    async def outbox_add(self, pid: str | None, payload: bytes, now: dt.datetime) -> int:
+        """A message Telegram did not accept yet (sealed); its row id."""
+        async with self._lock:
+            db = self._conn()
+            try:
+                row = await db.execute_insert(
+                    "INSERT INTO outbox (ts, pid, payload) VALUES (?, ?, ?)",
+                    (_iso(now), _pid(pid) if pid is not None else None, payload),
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"database write failed: {exc}") from exc
+        if row is None:
+            raise StorageError("database write failed: no row id")
+        return int(row[0])
+
+    async def outbox_done(self, row_id: int) -> bool:
+        """Delivered, or given up: the row is deleted."""
+        await self._group_commit([("DELETE FROM outbox WHERE id = ?", (int(row_id),))])
+        return True
+
+    async def outbox_rows(self) -> list[tuple[int, str, bytes]]:
+        """(row id, time queued, sealed payload) of every message waiting, oldest first."""
+        rows = await self._read("SELECT id, ts, payload FROM outbox ORDER BY id")
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
     # ------------------------------------------------------------------ staff views
 

@@ -1,27 +1,25 @@
-"""A webhook server that answers Telegram only after an update has been handled (at-least-once).
+"""A webhook server that answers Telegram once an update is stored in the durable inbox.
 
 PTB's own webhook (Application.run_webhook) answers 200 as soon as an update is *queued*, before
 its handler runs: Telegram then forgets it, and a crash (kill -9, out of memory, power cut) loses
-every queued question. Here the 200 goes out only once app.process_update has finished, so an
-update that was running or waiting when the process died gets no answer, and Telegram sends it
-again (it retries until the bot answers 2xx). The price is the same as in polling: an update
-handled just before a crash, whose 200 did not leave in time, is handled twice. Nothing is lost.
+every queued question. Here the 200 goes out once the update is stored in the inbox (bot/inbox.py:
+SQLite, sealed), which handles it from there, after a crash or restart too; a handler that waits
+(a send Telegram answers with 429, a long /announce) therefore never keeps Telegram waiting, and
+Telegram's queue of updates for this bot keeps moving for everyone. When the database cannot take
+the update, the 200 goes out only once it has been handled (the old rule: Telegram sends it again
+after a crash). An update Telegram sends again is recognised and not handled twice.
 
 For each POST to the configured path: the secret header is compared in constant time (403 if
 missing or wrong, and nothing is read), the body is capped (MAX_BODY; tornado closes the
 connection on a larger one), the JSON becomes an Update (an update PTB cannot read is skipped with
-one log line that names only its id, and answered 200, or Telegram would send it for ever), and
-the update is handled with the poller's per-chat ordering (bot/polling.py ChatOrder): different
-chats concurrently, one chat's updates in the order they arrive. Errors inside handlers go to the
-app's error handler and still get 200. At most WINDOW updates are handled at once; further
-requests wait. An update Telegram sends again while it still runs (its request timed out) waits
-for that run instead of starting a second; one handled moments ago is answered 200 at once.
+one log line that names only its id, and answered 200, or Telegram would send it for ever). While
+the inbox is full (MAX_WAITING updates not handled yet) the answer is 503: Telegram sends it later.
 
 On SIGTERM/SIGINT the server stops listening, answers 503 to requests that still come on open
 connections (Telegram sends them again later), lets running updates finish for up to
-`drain_seconds` and answers them, answers 503 for the ones it had to cancel, then stops and shuts
-down the Application as PTB's run_webhook does. The webhook stays set: Telegram keeps the updates
-that arrive meanwhile and delivers them after the restart.
+`drain_seconds` (the stored ones left over are handled after the restart; a volatile one left over
+is answered 503), then stops and shuts down the Application as PTB's run_webhook does. The webhook
+stays set: Telegram keeps the updates that arrive meanwhile and delivers them after the restart.
 
 Nothing of an update's content, no token, secret or user id is logged; tornado's access log is off.
 """
@@ -29,9 +27,7 @@ Nothing of an update's content, no token, secret or user id is logged; tornado's
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import functools
 import hmac
 import json
 import logging
@@ -43,29 +39,28 @@ import tornado.web
 from telegram import Update
 from tornado.iostream import StreamClosedError
 
-from bot.polling import WINDOW, AnyApp, ChatOrder, read_update, started
+from bot.handlers import Services
+from bot.inbox import Inbox
+from bot.polling import AnyApp, started
 
 log = logging.getLogger("komek")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1 << 20  # an update is a few kB; Telegram's largest are far below this
 MAX_CONNECTIONS = 40  # what setWebhook asks Telegram for (PTB's and Telegram's default)
-RECENT = 1024  # ids of updates handled lately: Telegram's re-sends of them are answered at once
 
 
 class WebhookServer:
     """What answers Telegram's POSTs, apart from HTTP: `answer(secret, body)` -> status code."""
 
-    def __init__(self, app: AnyApp, secret: str, *, window: int = WINDOW, drain_seconds: float = 10.0):
+    def __init__(self, app: AnyApp, secret: str, *, inbox: Inbox | None = None, drain_seconds: float = 10.0):
         if not secret:
             raise ValueError("the webhook needs a secret token")
         self.app = app
         self.drain_seconds = drain_seconds
-        self.chats = ChatOrder(app)
-        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        svc: Services = app.bot_data["services"]
+        self.inbox = inbox or Inbox(app, svc)
         self.accepting = True
         self._secret = secret.encode()
-        self._slots = asyncio.Semaphore(window)
-        self._recent: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._requests = 0
         self._no_requests = asyncio.Event()
         self._no_requests.set()
@@ -74,7 +69,7 @@ class WebhookServer:
         return hmac.compare_digest((given or "").encode("utf-8", "replace"), self._secret)
 
     async def answer(self, given_secret: str | None, body: bytes) -> int:
-        """Handles one request; returns the HTTP status once the update is handled (or refused)."""
+        """Handles one request; returns the HTTP status once the update is stored (or handled, or refused)."""
         if not self.accepting:
             return 503  # shutting down: Telegram sends it again, to the next start
         if not self.authorized(given_secret):
@@ -89,40 +84,15 @@ class WebhookServer:
         if not isinstance(update_id, int):
             log.warning("webhook: a request without an update_id was refused")
             return 400
-        if update_id in self._recent:
-            return 200  # handled moments ago; Telegram did not get (or wait for) that answer
-        task = self.in_flight.get(update_id)
-        if task is None:
-            update = read_update(data, self.app.bot)
-            if isinstance(update, int):
-                self._remember(update_id)
-                return 200  # skipped, logged by read_update: sending it again would fail again
-            async with self._slots:
-                if not self.accepting:
-                    return 503
-                task = self.in_flight.get(update_id)  # the same update may have come while waiting
-                if task is None:
-                    task = self._start(update)
-                await asyncio.wait([task])
-        else:
-            await asyncio.wait([task])
-        return 503 if task.cancelled() else 200
-
-    def _start(self, update: Update) -> asyncio.Task[None]:
-        task = asyncio.create_task(self.chats.handle(update), name=f"update-{update.update_id}")
-        self.in_flight[update.update_id] = task
-        task.add_done_callback(functools.partial(self._done, update.update_id))
-        return task
-
-    def _done(self, update_id: int, task: asyncio.Task[None]) -> None:
-        self.in_flight.pop(update_id, None)
-        if not task.cancelled():
-            self._remember(update_id)
-
-    def _remember(self, update_id: int) -> None:
-        self._recent[update_id] = None
-        if len(self._recent) > RECENT:
-            self._recent.popitem(last=False)
+        if not self.inbox.known(update_id) and self.inbox.waiting >= self.inbox.max_waiting:
+            return 503  # full: Telegram sends it again a little later
+        waits = await self.inbox.take([data])
+        await self.inbox.tidy_by_age()
+        for future in waits.values():  # not stored: answered once handled
+            await asyncio.wait([future])
+            if future.cancelled():
+                return 503
+        return 200
 
     async def serve_request(self, given_secret: str | None, body: bytes, respond: Any) -> None:
         """`answer`, then `await respond(status)`, counted so that a shutdown can wait for it."""
@@ -136,18 +106,9 @@ class WebhookServer:
                 self._no_requests.set()
 
     async def drain(self) -> None:
-        """Stop taking updates, let the running ones finish (bounded) and be answered."""
+        """Stop taking updates, let the running ones finish (bounded), answer what is still open."""
         self.accepting = False
-        if self.in_flight:
-            await asyncio.wait(list(self.in_flight.values()), timeout=self.drain_seconds)
-        unfinished = list(self.in_flight.values())
-        for task in unfinished:
-            task.cancel()  # answered 503: Telegram sends it again after the restart
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        if unfinished:
-            log.warning(
-                "%d update(s) still running at shutdown: they will be handled after the restart", len(unfinished)
-            )
+        await self.inbox.drain(self.drain_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._no_requests.wait(), timeout=5.0)  # the answers are written
 
@@ -197,6 +158,7 @@ async def serve_webhook(
     server = WebhookServer(app, secret, drain_seconds=drain_seconds)
     path = "/" + path.lstrip("/")
     async with started(app, stop):
+        await server.inbox.recover()
         http = tornado.httpserver.HTTPServer(server.tornado_app(path), max_body_size=MAX_BODY)
         http.listen(port, address=listen)
         try:

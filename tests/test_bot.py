@@ -252,7 +252,8 @@ async def test_webhook_refuses_requests_without_the_secret(
                 assert await user.bot_messages(1) == []  # refused requests are not handled
                 right = {SECRET_HEADER: "s3cret-Token_1"}
                 assert (await http.post(url, json=update, headers=right)).status_code == 200
-                assert await user.bot_messages(1) != []  # handled before the 200
+                # stored before the 200 (bot/inbox.py), handled right after
+                assert await user.wait_for_bot_messages(1, 1) != []
     finally:
         stop.set()
         await asyncio.wait_for(server, timeout=30)

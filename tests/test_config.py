@@ -105,9 +105,58 @@ def test_empty_emergency_number(content_copy: ContentCopy) -> None:
 def test_yaml_syntax_error_in_config(content_copy: ContentCopy) -> None:
     line = break_setting(content_copy.config, "retention_days", "90 days: at most")
     problems = problems_of(content_copy.config)
-    assert problems == [
-        Problem(str(content_copy.config), line, "YAML syntax: mapping values are not allowed here"),
+    assert [(p.line, p.message) for p in problems] == [
+        (
+            line,
+            f"line {line}: the text after 'retention_days:' holds ': ', which YAML reads as another key: put the "
+            'whole text in quotes ("...")',
+        ),
     ]
+
+
+def rename_key(path: Path, key: str, new: str) -> int:
+    """Rename the first `key:` of the file (a typo staff could make); return its line (1-based)."""
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    for n, line in enumerate(lines):
+        if re.match(rf"^\s*{re.escape(key)}:", line):
+            lines[n] = line.replace(f"{key}:", f"{new}:", 1)
+            path.write_text("".join(lines), "utf-8")
+            return n + 1
+    raise AssertionError(f"config.yaml has no '{key}:' line any more")
+
+
+# (real key, the typo, what check must say): a misspelt key used to be ignored without a word, so
+# `admin:` left the bot with no admins and `retention_dayz:` kept questions for the default 90 days.
+TYPOS = [
+    ("admins", "admin", "'admin' is not a setting of 'telegram' (did you mean 'admins'?)"),
+    ("retention_days", "retention_dayz", "'retention_dayz' is not a setting of 'storage' (did you mean 'retention_"),
+    ("storage", "storag", "'storag' is not a setting of the top level (did you mean 'storage'?)"),
+    ("answer_threshold", "answer_treshold", "of 'matcher' (did you mean 'answer_threshold'?)"),
+    ("public_url", "publicurl", "'publicurl' is not a setting of 'telegram.webhook' (did you mean 'public_url'?)"),
+    ("timezone", "time_zone", "of 'contacts.office.hours' (did you mean 'timezone'?)"),
+    ("family_helpline", "family_hotline", "of 'contacts.emergency' (did you mean 'family_helpline'?)"),
+    ("kk", "kz", "'kz' in 'contacts.office.name' is not one of the languages (did you mean 'kk'?)"),
+]
+
+
+@pytest.mark.parametrize(("key", "typo", "message"), TYPOS, ids=[t for _, t, _ in TYPOS])
+def test_a_misspelt_key_is_reported_with_the_nearest_known_one(
+    content_copy: ContentCopy, key: str, typo: str, message: str
+) -> None:
+    line = rename_key(content_copy.config, key, typo)
+    problems = problems_of(content_copy.config)
+    hits = [p for p in problems if message in p.message]
+    assert hits, problems
+    assert all(p.line == line for p in hits)
+    assert "misspelt setting would be ignored" in hits[0].message or "languages" in hits[0].message
+
+
+def test_a_key_unlike_any_known_one_is_reported_without_a_guess(content_copy: ContentCopy) -> None:
+    text = content_copy.config.read_text("utf-8").replace("storage:\n", "storage:\n  colour: blue\n", 1)
+    content_copy.config.write_text(text, "utf-8")
+    problems = problems_of(content_copy.config)
+    message = "'colour' is not a setting of 'storage': a misspelt setting would be ignored"
+    assert [p.message for p in problems] == [message]
 
 
 def test_config_that_is_not_a_mapping(tmp_path: Path) -> None:

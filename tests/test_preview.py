@@ -11,7 +11,7 @@ from conftest import ContentCopy, RunCli
 from test_report import WellFormed, parse_html
 
 from bot.dialogue import Knowledge
-from bot.faq import is_draft
+from bot.faq import is_draft, ui_drafts
 from bot.preview import telegram_html
 
 
@@ -51,10 +51,19 @@ def test_preview_of_the_real_faq(cli: RunCli, knowledge: Knowledge, tmp_path: Pa
 
     found = articles(doc)
     assert list(found) == [eid for s in faq.sections for eid in s.entry_ids]  # grouped by section, in order
-    assert [a["id"] for t, a in doc.elements if t == "section"] == [f"section-{s.id}" for s in faq.sections]
+    sections = [a["id"] for t, a in doc.elements if t == "section"]
+    assert sections == [f"section-{s.id}" for s in faq.sections] + ["ui-texts"]  # the bot's own texts last
     blocks = lang_blocks(doc)
     assert len(blocks) == len(faq.entries) * len(knowledge.config.languages)
     assert sum("draft" in (b["class"] or "") for b in blocks) == drafts
+
+    # the bot's own texts: one row per key, a cell per language, drafts marked by check's rule
+    ui_rows = [a for t, a in doc.elements if t == "tr" and (a.get("id") or "").startswith("ui-")]
+    assert [value(a, "id")[3:] for a in ui_rows] == list(faq.ui)
+    ui_cells = [a for t, a in doc.elements if t == "td" and "data-checked" in a]
+    assert len(ui_cells) == len(faq.ui) * len(knowledge.config.languages)
+    ui_draft = sum(len(ui_drafts(faq, lang)) for lang in knowledge.config.languages)
+    assert summary["data-ui-drafts"] == str(ui_draft) == str(sum("draft" in (a["class"] or "") for a in ui_cells))
 
     # sources are links; answers are shown with placeholders filled as the bot fills them
     hrefs = {a.get("href") for t, a in doc.elements if t == "a"}
@@ -89,6 +98,9 @@ def test_preview_highlights_the_draft_and_the_stale_entry(
     parts = text.split("checked: Aigerim, 2026-11")
     text = "checked: Aigerim, 2026-11".join(parts[:2]) + "checked: draft" + "checked: Aigerim, 2026-11".join(parts[2:])
     asylum.write_text(text, encoding="utf-8")  # ...and its second language block (kk) is a draft again
+    ui = content_copy.faq / "ui.yaml"  # the bot's own texts signed off but one, whose kk is a draft again
+    text = ui.read_text(encoding="utf-8").replace(": draft\n", ": Aigerim, 2026-11\n")
+    ui.write_text(text.replace("\nmenu_title:\n", "\nmenu_title:\n  checked: {kk: draft}\n", 1), encoding="utf-8")
 
     out = tmp_path / "p.html"
     args = ("preview", "--faq", content_copy.faq, "--config", content_copy.config, "--out", out)
@@ -104,6 +116,9 @@ def test_preview_highlights_the_draft_and_the_stale_entry(
     assert [(b["data-lang"], b["data-checked"]) for b in drafts] == [("kk", "draft")]
     summary = next(a for t, a in doc.elements if a.get("id") == "summary")
     assert (summary["data-drafts"], summary["data-draft-entries"], summary["data-stale"]) == ("1", "1", "1")
+    assert summary["data-ui-drafts"] == "1"
+    ui_drafted = [a for t, a in doc.elements if t == "td" and "draft" in (a.get("class") or "").split()]
+    assert [(a["data-lang"], a["data-checked"]) for a in ui_drafted] == [("kk", "draft")]
     assert "not reviewed for over 6 months" in "".join(doc.text)
 
     # the same rule as `check --stale-months`: a longer limit, nothing stale

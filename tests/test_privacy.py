@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterator
 
 import pytest
@@ -77,6 +79,25 @@ TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
         # mixed
         ("87011234567@user", "[phone][user]"),
         ("x@y.kz, +7 701 123 45 67, @zz_top", "[email], [phone], [user]"),
+        # disguised (issue 14): 8 of 9 of these used to be stored as written
+        ("мой номер 8\u200b701\u200b123\u200b45\u200b67", "мой номер [phone]"),  # zero-width spaces
+        ("8 7 0 1 1 2 3 4 5 6 7", "[phone]"),  # a separator between every digit
+        ("+7-7-0-1-1-2-3-4-5-6-7", "[phone]"),
+        ("ИИН 900101 300123", "ИИН [iin]"),  # 6+6
+        ("ИИН 900101-300-123", "ИИН [iin]"),
+        ("паспорт AB 7654321", "паспорт [doc]"),
+        ("паспорт № 7654321", "паспорт [doc]"),
+        ("name(at)gmail.com", "[email]"),
+        ("name [at] gmail [dot] com", "[email]"),
+        ("name at gmail dot com", "[email]"),
+        ("айгерим собака mail.ru", "[email]"),
+        ("ivan.petrov＠mail.ru", "[email]"),  # fullwidth @
+        ("＋７ ７０１ １２３ ４５ ６７", "[phone]"),  # fullwidth digits
+        ("мой телеграм aigerim_91", "мой телеграм [user]"),  # bare usernames
+        ("ник aigerim", "ник [user]"),
+        ("my telegram is ivan", "my telegram is [user]"),
+        ("напишите ivan_petrov", "напишите [user]"),
+        ("@ ivan_petrov", "[user]"),
     ],
 )
 def test_scrub_replaces(raw: str, expected: str) -> None:
@@ -104,6 +125,15 @@ def test_scrub_replaces(raw: str, expected: str) -> None:
         "@ab",
         "version 3.11.7",
         "",
+        # ordinary text near the new rules
+        "telegram channel, telegram bot",
+        "call me at home, I arrived at 12.05",
+        "в 1500000 тенге",
+        "жду 90 дней, 5 000 тенге",
+        "закон № 1234",
+        "1 2 3 4 5 6 7 8 9 10",
+        "می\u200cخواهم پناهندگی",  # Persian keeps its zero-width non-joiner
+        "👨\u200d👩\u200d👧 семья",
     ],
 )
 def test_scrub_keeps(kept: str) -> None:
@@ -130,6 +160,16 @@ def test_scrub_keeps_the_sentence_around_the_data() -> None:
         "1234567:" * 12_000,
         "12.05." * 16_000,
         "x" * 100_000,
+        "a at " * 20_000,
+        "a.a at b " * 12_000,
+        "a (at) " * 14_000,
+        "(at)" * 25_000,
+        "\u200b1" * 50_000,
+        "ник " * 25_000,
+        "tg: a_" * 16_000,
+        "a_" * 50_000,
+        "AB 1" * 25_000,
+        "@ " * 50_000,
     ],
 )
 def test_scrub_is_linear_on_hostile_input(evil: str) -> None:
@@ -208,6 +248,159 @@ def test_no_email_survives(before: str, secret: str, after: str) -> None:
     out = scrub(f"{before} {secret} {after}")
     assert secret not in out
     assert secret.split("@")[1] not in out
+
+
+# ---------------------------------------------------------------- scrub: a generated corpus of disguises
+#
+# Each secret is written the ways people (and their keyboards and copy-paste) write it; a property
+# says no trace of it survives, and another that ordinary figures (dates, years, amounts, counts)
+# come through untouched.
+
+INVISIBLE = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u202c"])
+FULLWIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+WORDS = st.sampled_from(["мой", "номер", "звоните", "пожалуйста", "почта", "паспорт", "менің", "нөмірім", "my", "is"])
+wordy = st.lists(WORDS, max_size=4).map(" ".join)
+
+
+def plain_digits(text: str) -> str:
+    """The digits of a text as ASCII, whatever script or width they were written in."""
+    return "".join(str(unicodedata.digit(c)) for c in text if unicodedata.category(c) == "Nd")
+
+
+@st.composite
+def disguise(draw: st.DrawFn, text: str) -> str:
+    """One of the disguises scrub must see through, or none."""
+    how = draw(st.sampled_from(["none", "invisible", "fullwidth", "both"]))
+    if how in ("invisible", "both"):
+        chars = list(text)
+        for _ in range(draw(st.integers(1, 4))):
+            chars.insert(draw(st.integers(1, max(1, len(chars) - 1))), draw(INVISIBLE))
+        text = "".join(chars)
+    if how in ("fullwidth", "both"):
+        text = text.translate(FULLWIDTH)
+    return text
+
+
+@st.composite
+def numbers(draw: st.DrawFn) -> str:
+    """Phones and IINs, grouped as people group them or a digit at a time, disguised or not."""
+    kind = draw(st.sampled_from(["phone", "spelled_phone", "iin", "iin_6_6", "spelled_iin"]))
+    d = "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=12, max_size=12)))
+    sep = draw(st.sampled_from([" ", "-", ".", "\u00a0", " - "]))
+    if kind == "phone":
+        text = draw(phones())
+    elif kind == "spelled_phone":
+        lead = draw(st.sampled_from(["8", "+7", "7"]))
+        body = "7" + d[:9]
+        text = sep.join(lead + body) if lead != "+7" else "+7" + sep + sep.join(body)
+    elif kind == "iin":
+        text = d
+    elif kind == "iin_6_6":
+        text = d[:6] + sep + d[6:]
+    else:
+        text = sep.join(d)
+    if kind.startswith("spelled") and all(int(b) - int(a) == 1 for a, b in itertools.pairwise(plain_digits(text))):
+        text = "8" + text  # 1 2 3 4 ... is a count, not a number to hide
+    return draw(disguise(text))
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    series = draw(st.sampled_from(["AB", "N", "АВ", "KZ", "P", "№"]))
+    n = draw(st.integers(7, 9))
+    digits = "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=n, max_size=n)))
+    sep = draw(st.sampled_from(["", " "])) if (series.isupper() and len(series) == 2) or series == "№" else ""
+    return draw(disguise(series + sep + digits))
+
+
+LOCAL = st.from_regex(r"\A[a-z][a-z0-9]{2,10}(\.[a-z0-9]{2,6})?\Z")
+DOMAIN = st.sampled_from(["gmail", "mail", "yandex", "unhcr", "inbox"])
+TLD = st.sampled_from(["com", "ru", "kz", "org"])
+
+
+@st.composite
+def disguised_emails(draw: st.DrawFn) -> tuple[str, str]:
+    """(written form, local part) of an e-mail address with its @ and dots disguised."""
+    local, domain, tld = draw(LOCAL), draw(DOMAIN), draw(TLD)
+    at = draw(st.sampled_from(["@", "＠", "﹫", "(at)", " (at) ", "[at]", " [at] ", " at ", " собака ", "{at}"]))
+    dot = draw(st.sampled_from([".", "(dot)", " (dot) ", "[dot]", " dot "])) if at.strip() not in ("@",) else "."
+    if at == " at " or at == " собака ":
+        dot = draw(st.sampled_from([".", " dot "]))
+    return draw(disguise(f"{local}{at}{domain}{dot}{tld}")), local
+
+
+NAME = st.from_regex(r"\A[a-z][a-z0-9]{3,9}\Z")
+
+
+@st.composite
+def usernames(draw: st.DrawFn) -> tuple[str, str]:
+    """(written form, the name) of a Telegram username, with or without its @."""
+    a, b = draw(NAME), draw(NAME)
+    form = draw(st.sampled_from(["@", "＠", "@ ", "underscore", "cue", "cue_colon"]))
+    if form == "underscore":
+        return f"{a}_{b}", f"{a}_{b}"
+    if form == "cue":
+        return f"{draw(st.sampled_from(['мой телеграм', 'ник', 'tg', 'telegram']))} {a}_{b}", f"{a}_{b}"
+    if form == "cue_colon":
+        return f"{draw(st.sampled_from(['telegram:', 'ник:', 'username:', 'инста:']))} {a}", a
+    return f"{form}{a}_{b}", f"{a}_{b}"
+
+
+@given(wordy, numbers(), wordy)
+def test_no_digits_of_a_disguised_number_survive(before: str, secret: str, after: str) -> None:
+    out = scrub(f"{before} {secret} {after}")
+    assert plain_digits(secret)[-7:] not in plain_digits(out), (secret, out)
+    assert scrub(out) == out
+
+
+@given(wordy, documents(), wordy)
+def test_no_document_number_survives(before: str, secret: str, after: str) -> None:
+    out = scrub(f"{before} {secret} {after}")
+    assert plain_digits(secret) not in plain_digits(out), (secret, out)
+
+
+@given(wordy, disguised_emails(), wordy)
+def test_no_disguised_email_survives(before: str, written: tuple[str, str], after: str) -> None:
+    text, local = written
+    out = scrub(f"{before} {text} {after}")
+    assert local.split(".")[0] not in unicodedata.normalize("NFKC", out), (text, out)
+    assert "[email]" in out
+
+
+@given(wordy, usernames(), wordy)
+def test_no_username_survives(before: str, written: tuple[str, str], after: str) -> None:
+    text, name = written
+    out = scrub(f"{before} {text} {after}")
+    assert name not in unicodedata.normalize("NFKC", out), (text, out)
+
+
+@st.composite
+def ordinary(draw: st.DrawFn) -> str:
+    """A sentence of the figures people write that are nobody's personal data."""
+    day, month = draw(st.integers(1, 28)), draw(st.integers(1, 12))
+    year = draw(st.integers(1950, 2030))
+    pieces = [
+        f"{day:02d}.{month:02d}.{year}",
+        f"{year}-{month:02d}-{day:02d}",
+        f"в {year} году",
+        f"{draw(st.integers(1, 999))} {draw(st.sampled_from(['000', '500', '250']))} тенге",
+        f"{draw(st.integers(1, 9))} {draw(st.integers(100, 999))} {draw(st.integers(100, 999))} тг",
+        f"{draw(st.integers(1, 180))} дней",
+        f"{draw(st.integers(1, 12))} месяцев",
+        f"статья {draw(st.integers(1, 200))}",
+        f"с {draw(st.integers(8, 10))}:00 до {draw(st.integers(17, 19))}:00",
+        f"{draw(st.integers(2, 9))} человек",
+        f"{draw(st.integers(1, 99))}%",
+        "90 дней",
+        "5 000 тенге",
+    ]
+    chosen = draw(st.lists(st.sampled_from(pieces), min_size=1, max_size=4))
+    return draw(st.sampled_from([", ", "; ", " и ", ". "])).join(chosen)
+
+
+@given(ordinary())
+def test_ordinary_figures_are_kept(text: str) -> None:
+    assert scrub(text) == text
 
 
 # ---------------------------------------------------------------- pseudonym

@@ -75,6 +75,7 @@ def test_the_valid_sample_validates() -> None:
         ("empty-questions", "questions"),
         ("impossible-date", "is not a 'date'"),
         ("two-problems", "title"),
+        ("long-id", "is too long"),
     ],
 )
 def test_broken_samples_fail_the_schema(sample: str, where: str) -> None:
@@ -100,3 +101,17 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     found = errors("faq.schema.json", data)
     for fragment in ("'id' is a required property", "'Id' was unexpected", "urgent", "answer", "'colour'", "Not_Kebab"):
         assert any(fragment in e for e in found), (fragment, found)
+
+
+def test_ui_checked_marks_validate_in_both_forms_and_bad_ones_fail() -> None:
+    ui = load(FAQ_DIR / "ui.yaml")
+    assert ui["checked"] == {"ru": "draft", "kk": "draft", "en": "draft"}
+    ui["checked"] = "Aigerim, 2026-11-20"  # one mark for every language
+    ui["greeting"]["checked"] = {"kk": "draft"}  # a text's own mark
+    ui["menu_title"]["checked"] = "draft"
+    assert errors("ui.schema.json", ui) == []
+    ui["checked"] = {"kz": "draft"}
+    ui["greeting"]["checked"] = ["draft"]
+    ui["menu_title"]["kz"] = "Тақырып"
+    found = errors("ui.schema.json", ui)
+    assert len(found) == 3, found

@@ -19,6 +19,7 @@ from bot.app import SEND_CONNECTIONS, SendRequest, build_application
 from bot.content import Loaded, load_knowledge
 from bot.dialogue import Button
 from bot.handlers import post_message
+from bot.inbox import Inbox
 from bot.keyboards import inline_keyboard
 from bot.polling import Poller
 
@@ -34,13 +35,6 @@ KEYBOARD = (
 @pytest.fixture(scope="module")
 def loaded() -> Loaded:
     return load_knowledge(ROOT / "config.yaml", None, dt.date.today())
-
-
-def parsed(updates: list[Update | int]) -> list[Update]:
-    """A poll's updates when every one of them could be read (an unreadable one is its bare id)."""
-    readable = [u for u in updates if isinstance(u, Update)]
-    assert readable == updates, updates
-    return readable
 
 
 async def test_post_message_sends_what_send_message_sends(
@@ -103,10 +97,11 @@ async def test_the_send_slots_wait_at_most_the_pool_timeout() -> None:
         await request.shutdown()
 
 
-async def test_poller_parses_only_new_updates_and_confirms_after_handling(
+async def test_poller_stores_confirms_and_hands_each_update_over_once(
     loaded: Loaded, botapi_server: BotApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The window of unconfirmed updates comes back on every poll; only new ones are handled, once."""
+    """A batch is stored in the inbox (sealed), confirmed by the next poll while its handlers still
+    run, and each update is handled once; the handled ones are erased from the inbox."""
     env = new_env(botapi_server, tmp_path / "komek.sqlite3")
     app = build_application(loaded, env, ROOT / "config.yaml", None)
     handled: list[int] = []
@@ -117,24 +112,34 @@ async def test_poller_parses_only_new_updates_and_confirms_after_handling(
         await release.wait()
 
     async with botapi_server.client(env.token) as user, app:
-        poller = Poller(app, timeout=0)
+        svc = app.bot_data["services"]
+        storage = await svc.open_storage(force=True)
+        inbox = Inbox(app, svc)
+        poller = Poller(app, inbox, timeout=0)
         monkeypatch.setattr(app, "process_update", process)
         people = [SimUser(id=830 + i, first_name="P", language_code="en") for i in range(3)]
         for person in people:
             await user.send_message(person.id, "hello", person)
-        polled = await poller._get_updates(0)
-        first = parsed(polled)
-        assert poller._take(polled) == 3
-        await asyncio.sleep(0)
-        again = await poller._get_updates(0)  # the same three come back, still unconfirmed
-        assert again == [] and poller.offset == first[0].update_id
+        asked, first = await poller._get_updates(0)
+        ids = [u["update_id"] for u in first]
+        assert asked == 0 and len(ids) == 3
+        assert await poller._take(first) == 3
+        assert poller.offset == ids[-1] + 1  # stored: confirmed by the next poll
+        assert [(u, p is not None) for u, p in await storage.inbox_rows()] == [(u, True) for u in ids]
+        assert b"hello" not in b"".join(p or b"" for _, p in await storage.inbox_rows())  # sealed
+        await asyncio.sleep(0.05)
+        assert sorted(handled) == ids  # all three running at once (three chats)
+        asked, again = await poller._get_updates(0)
+        assert (asked, again) == (ids[-1] + 1, [])
+        assert int((await user.updates())["pending"]) == 0  # while the handlers still run
         await user.send_message(people[0].id, "more", people[0])
-        polled = await poller._get_updates(0)
-        newer = parsed(polled)
-        assert [u.update_id for u in newer] == [first[-1].update_id + 1]
-        assert newer[0].effective_message is not None and newer[0].effective_message.text == "more"
+        _, newer = await poller._get_updates(0)
+        assert [u["update_id"] for u in newer] == [ids[-1] + 1]
+        await poller._take(newer)
         release.set()
-        poller._take(polled)
-        await asyncio.wait(list(poller.in_flight.values()))
-        assert sorted(handled) == [u.update_id for u in first + newer]
-        assert poller.offset == newer[0].update_id + 1
+        await inbox.idle(5)
+        assert sorted(handled) == [*ids, ids[-1] + 1]
+        assert [p for _, p in await storage.inbox_rows()] == [None] * 4  # handled: payload erased
+        await inbox.confirmed(ids[-1] + 2)
+        assert await storage.inbox_rows() == []  # confirmed and handled: nothing kept
+        await storage.close()

@@ -65,7 +65,7 @@ async def test_open_creates_folders_and_applies_migrations(db_path: Path) -> Non
         assert await s.journal_mode() == "wal"
         assert await s.count_events() == 0
     tables = {r[0] for r in rows(db_path, "SELECT name FROM sqlite_schema WHERE type = 'table'")}
-    assert tables == {"users", "events", "unanswered", "feedback", "handoffs", "teaching"}
+    assert tables == {"users", "events", "unanswered", "feedback", "handoffs", "teaching", "inbox", "outbox"}
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
     columns = {r[1] for r in rows(db_path, "PRAGMA table_info(users)")}
     assert columns == {"pid", "language", "first_seen", "last_seen", "blocked", "subscribed", "chat_seal"}
@@ -203,7 +203,7 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(stor
     await fill(store, ALICE, 3)
     await fill(store, BOB, 2)
     counts = await store.forget_user(ALICE)
-    assert counts == {"users": 1, "events": 3, "unanswered": 3, "feedback": 3, "handoffs": 0}
+    assert counts == {"users": 1, "events": 3, "unanswered": 3, "feedback": 3, "handoffs": 0, "outbox": 0}
     for table in ("users", "events", "unanswered", "feedback"):
         assert rows(db_path, f"SELECT count(*) FROM {table} WHERE pid = ?", (ALICE,)) == [(0,)]
     assert rows(db_path, "SELECT count(*) FROM users WHERE pid = ?", (BOB,)) == [(1,)]
@@ -216,19 +216,21 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(stor
     assert ALICE.encode() not in on_disk
     assert f"of {ALICE[:6]}".encode() not in on_disk
     assert BOB.encode() in on_disk
-    assert await store.forget_user(ALICE) == {"users": 0, "events": 0, "unanswered": 0, "feedback": 0, "handoffs": 0}
+    nothing = {"users": 0, "events": 0, "unanswered": 0, "feedback": 0, "handoffs": 0, "outbox": 0}
+    assert await store.forget_user(ALICE) == nothing
 
 
 async def test_purge_by_age(store: Storage, db_path: Path) -> None:
     await fill(store, ALICE, 2, NOW - dt.timedelta(days=100))
     await fill(store, BOB, 3, NOW - dt.timedelta(days=10))
     counts = await store.purge_older_than(90, NOW)
-    assert counts == {"events": 2, "unanswered": 2, "feedback": 2, "handoffs": 0}
+    assert counts == {"events": 2, "unanswered": 2, "feedback": 2, "handoffs": 0, "outbox": 0, "inbox": 0}
     assert await store.count_events() == 3
     assert rows(db_path, "SELECT count(*) FROM unanswered") == [(3,)]
     assert rows(db_path, "SELECT DISTINCT pid FROM events") == [(BOB,)]
     assert await store.get_language(ALICE) == "ru"  # the language choice is kept: it is not usage
-    assert await store.purge_older_than(90, NOW) == {"events": 0, "unanswered": 0, "feedback": 0, "handoffs": 0}
+    nothing = {"events": 0, "unanswered": 0, "feedback": 0, "handoffs": 0, "outbox": 0, "inbox": 0}
+    assert await store.purge_older_than(90, NOW) == nothing
     assert (await store.purge_older_than(5, NOW))["events"] == 3
 
 
@@ -280,7 +282,7 @@ async def test_concurrent_mixed_writes_and_forget(store: Storage, db_path: Path)
     jobs += [store.record_feedback(pid, "x", True, NOW) for pid in others]
     jobs.insert(40, store.forget_user(ALICE))
     results = await asyncio.gather(*jobs)
-    assert {"users": 1, "events": 5, "unanswered": 5, "feedback": 5, "handoffs": 0} in results
+    assert {"users": 1, "events": 5, "unanswered": 5, "feedback": 5, "handoffs": 0, "outbox": 0} in results
     assert await store.count_events() == 50
     assert rows(db_path, "SELECT count(*) FROM feedback") == [(50,)]
     assert rows(db_path, "SELECT count(*) FROM events WHERE pid = ?", (ALICE,)) == [(0,)]
