@@ -143,13 +143,7 @@ def _classify(groups: list[str], seps: list[str], plus: bool) -> str | None:
     digits = "".join(groups)
     n = len(digits)
     if len(groups) == 1:
-        if plus:
-            return PHONE if 7 <= n <= 15 else None
-        if n == 12:
-            return IIN
-        if (n == 11 and digits[0] in "78") or (n == 10 and digits[0] == "7"):
-            return PHONE
-        return DOC if n >= 8 else None
+        return _one_run(digits, plus) or (DOC if n >= 8 and not plus else None)
     sizes = [len(g) for g in groups]
     if n == 12 and sizes[0] == 6 and not plus:
         return IIN  # 900101 300123, 900101-300-123
@@ -171,9 +165,15 @@ def _classify(groups: list[str], seps: list[str], plus: bool) -> str | None:
 
 def _spelled_out(digits: str, plus: bool) -> str | None:
     """A number written a digit at a time ("8 7 0 1 1 2 3 4 5 6 7"): a phone or an IIN, never a count."""
-    n = len(digits)
     if all(int(b) - int(a) == 1 for a, b in itertools.pairwise(digits)):
         return None  # 1 2 3 4 5 6 7 8 9
+    return _one_run(digits, plus)
+
+
+def _one_run(digits: str, plus: bool) -> str | None:
+    """Digits that stand together (one group, or spelled out): a phone after "+" or in the Kazakh
+    shapes (8/7 + 10, 7 + 9), an IIN of 12; else None."""
+    n = len(digits)
     if plus:
         return PHONE if 7 <= n <= 15 else None
     if n == 12:

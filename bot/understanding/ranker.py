@@ -179,9 +179,7 @@ class RankerModel:
         return cls(classes, vocab, n_chars, idf, weights, intercept, digest)
 
 
-def _vector(
-    model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts
-) -> tuple[Any, Any]:
+def _vector(model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts) -> tuple[Any, Any]:
     """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
     del n_chars  # (the blocks are told apart by where they come from)
     get = model_vocab.get
