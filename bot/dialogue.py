@@ -312,10 +312,14 @@ def crisis_reply(k: Knowledge, crisis: Crisis, lang: str, candidates: tuple[Cand
     )
 
 
+_URL_RE = re.compile(r"(?:https?://|www\.|t\.me/)\S+", re.IGNORECASE)
+
+
 def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
     """The engine's answer to a free-text message, in `lang`."""
     lang = k.lang(lang)
     mc = k.config.matcher
+    text = _URL_RE.sub(" ", text)  # a link says nothing about the question, and its pieces read as unknown words
     crisis = detect(text)
     content = k.index.content_terms(text)
     if not content and crisis is None:

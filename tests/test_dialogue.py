@@ -476,3 +476,13 @@ def test_reply_to_any_text_never_raises(knowledge: Knowledge, text: str, lang: s
     assert reply.text and reply.lang == lang
     assert reply.kind in (ANSWER, SUGGEST, FALLBACK, SMALLTALK, URGENT)
     assert has_menu(reply)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["как подать на убежище? https://example.com/page", "how do I apply for asylum, see https://t.me/somechannel"],
+)
+def test_a_link_in_a_question_does_not_hide_the_question(knowledge: Knowledge, text: str) -> None:
+    # issue 14: a question containing a URL always got the fallback (the link's pieces read as unknown words)
+    reply = reply_to_text(knowledge, text, "en")
+    assert (reply.kind, reply.entry_id) == (ANSWER, "asylum-apply")
