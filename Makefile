@@ -39,7 +39,7 @@ typecheck: $(STAMP)
 	MYPYPATH=tests:bench $(VENV)/bin/mypy bot bench tests
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist worksteal
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not e2e"
