@@ -25,6 +25,7 @@ from bot.yamlio import (
     control_characters,
     decode_text,
     file_kind,
+    parse_date,
     parse_yaml,
     read_capped,
     read_yaml,
@@ -510,19 +511,6 @@ def _visible(html_text: str) -> str:
     return re.sub(r"<[^>]+>", "", html_text)
 
 
-def _parse_date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def _id_too_long(kind: str, value: str, formats: tuple[str, ...]) -> str | None:
     """Why an id cannot ride in Telegram's 64 bytes of button data, or None when it can."""
     worst = max(formats, key=lambda f: len(f.format(value).encode()))
@@ -577,7 +565,7 @@ def _parse_entry(ctx: _Ctx, file: str, raw: Any, line: int, section_id: str) -> 
             real = fill(link, ctx.placeholder_sample.get(ctx.config.default_language, {}))
             if not URL_RE.match(real) and (ctx.config_ok or "{" not in link):
                 ctx.p.error(file, raw.line_of("link"), f"entry '{entry_id}': 'link' is not a valid web address")
-    reviewed = _parse_date(raw.get("reviewed"))
+    reviewed = parse_date(raw.get("reviewed"))
     if reviewed is None:
         ctx.p.error(file, raw.line_of("reviewed"), f"entry '{entry_id}': 'reviewed' must be a date like 2026-11-24")
         reviewed = dt.date.min

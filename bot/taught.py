@@ -27,7 +27,7 @@ import yaml
 from bot.normalize import normalize, tokens
 from bot.privacy import DOC, EMAIL, IIN, LINK, PHONE, TOKEN, USER, scrub
 from bot.problems import Problems
-from bot.yamlio import LineDict, LineList, YamlProblem, read_yaml
+from bot.yamlio import LineDict, LineList, YamlProblem, parse_date, read_yaml
 
 if TYPE_CHECKING:
     from bot.faq import Entry
@@ -93,19 +93,6 @@ def text_problem(text: str) -> str | None:
 
 
 # ---------------------------------------------------------------- reading and checking
-
-
-def _parse_date(value: object) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def load_taught(
@@ -207,7 +194,7 @@ def _parse_item(
     if problem is not None:
         p.error(shown, raw.line_of("text"), f"taught phrasing: {problem}")
         ok = False
-    date = _parse_date(raw["date"])
+    date = parse_date(raw["date"])
     if date is None or date > today + dt.timedelta(days=1):  # a day ahead: the office's day may be UTC's next
         p.error(shown, raw.line_of("date"), "'date' must be a date like 2026-12-01, not in the future")
         ok = False

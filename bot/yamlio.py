@@ -9,6 +9,7 @@ them. A syntax error is explained in plain words at the line that causes it.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import hashlib
 import os
@@ -831,3 +832,17 @@ def _char_name(text: str) -> str:
     code = ord(ch.group()) if ch else 0
     name = _CONTROL_NAMES.get(code)
     return f"U+{code:04X}" + (f", {name}" if name else "")
+
+
+def parse_date(value: object) -> dt.date | None:
+    """A YAML date (read as a date, or written as "2026-12-07" in quotes), else None."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
