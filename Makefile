@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/botapi/node_modules/.installed
 
-.PHONY: run test check lint typecheck unit e2e eval bench clean
+.PHONY: run test check lint typecheck unit e2e eval bench clean crisis-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,3 +67,8 @@ clean:
 	rm -rf *.egg-info build bench/results/*.tmp komek-cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.pyc' -delete
+
+# The learned crisis check's arrays (bot/data/crisis_model.npz) from bot/data/crisis_examples.yaml;
+# run after changing the examples or the ranker's features (tests/test_crisis_model.py says when)
+crisis-model: $(STAMP)
+	$(PY) -m bot.understanding.crisis_model

@@ -17,6 +17,9 @@ died") are taken out. A rule whose trigger word follows a negation within three 
 Danger that lies in the past and is told as the reason for fleeing ("меня избивали дома, поэтому я
 уехал, как подать на убежище") is the asylum question it is, unless the message also says it is
 happening now; self-harm, medical and nowhere-to-sleep messages are never set aside this way.
+
+When no rule fires at all, the learned model (crisis_model.py) has the last word:
+it knows wordings no rule lists ("лучше бы меня не было", "he knows where we live").
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from bot.normalize import has_latin, latin_to_cyrillic, normalize, tokens
+from bot.understanding import crisis_model
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "crisis.yaml"
 _FUZZY_MIN = 7  # stems at least this long also meet a word with one typo (Latin: 5)
@@ -301,8 +305,8 @@ def _has(words: list[str], phrases: _Phrases) -> bool:
     return bool(_occurrences(words, phrases))
 
 
-def detect(text: str) -> Crisis | None:
-    """The crisis the message speaks of, or None."""
+def detect(text: str, learned: bool = True) -> Crisis | None:
+    """The crisis the message speaks of, or None (`learned=False`: the rules alone)."""
     r = rules()
     strong: set[str] = set()
     weak: set[str] = set()
@@ -317,13 +321,19 @@ def detect(text: str) -> Crisis | None:
         urgent_now = _has(words, r.now)
         if not urgent_now and (_has(words, r.past) or _has(words, r.general)):
             excused = True
+    fired = bool(strong or weak)
     if excused:
         keep = {c.name for c in r.categories if not c.past_can_excuse}
         strong &= keep
     else:
         strong |= weak
     if not strong:
-        return None
+        # a rule that fired and was set aside (a past story, a general question) has spoken
+        guess = crisis_model.predict(text) if learned and not fired else None
+        if guess is None:
+            return None
+        entry, _ = category_info(guess)
+        return Crisis(category=guess, categories=(guess,), entry_id=entry)
     ordered = [c for c in r.categories if c.name in strong]
     return Crisis(category=ordered[0].name, categories=tuple(c.name for c in ordered), entry_id=ordered[0].entry)
 

@@ -204,6 +204,11 @@ def _vector(model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Count
     return np.concatenate(col_parts), np.concatenate(val_parts)
 
 
+# A message's features, kept for the next few calls: the crisis model (crisis_model.py) and the ranker
+# score the same message one after the other. Read-only for callers.
+_message_features = lru_cache(maxsize=16)(raw_features)
+
+
 class Ranker:
     """Serves a RankerModel: scores of every entry for a message (numpy only)."""
 
@@ -215,7 +220,7 @@ class Ranker:
     def scores(self, text: str) -> Any:
         """Decision values (float32, one per entry in `classes` order); the intercepts for an empty text."""
         m = self.model
-        chars, words = raw_features(text)
+        chars, words = _message_features(text)
         cols, vals = _vector(m.vocab, m.n_chars, m.idf, chars, words)
         if not len(cols):
             return m.intercept.copy()

@@ -1,0 +1,148 @@
+"""The learned half of the crisis check: a linear model that catches crisis wordings the rules miss.
+
+The rules (crisis.py, bot/data/crisis.yaml) decide first and explain themselves; they are also
+brittle, in the way of all word lists: on crisis messages written after the rules were tuned they
+found 83 % (the sealed set's first look). This model is the ranker's kind (ranker.py: a linear SVM
+over character and word n-grams, served with numpy), trained on bot/data/crisis_examples.yaml:
+crisis messages by category, with the ranker's typing noise, against calm near-misses and ordinary
+questions. It speaks only when its best category beats "none" by THRESHOLD, a margin chosen so that
+it adds no false alarm on the calm sets it was not trained on (see `python -m bot.understanding.crisis_model`).
+
+The model does not depend on the FAQ, so it is built by developers, not at load: the arrays ship as
+bot/data/crisis_model.npz (read with allow_pickle=False) and a test fails when they no longer match
+the examples or the feature code (rebuild: `make crisis-model`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bot.understanding import ranker
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+EXAMPLES = DATA / "crisis_examples.yaml"
+SHIPPED = DATA / "crisis_model.npz"
+NONE = "none"
+VERSION = "crisis-model-1"
+CRISIS_COPIES = 3  # noisy copies of every crisis example (typos, Latin letters, words run together)
+CALM_COPIES = 1  # ...of every calm near-miss; the ordinary questions go in as written
+PRUNE = 0.02  # features whose weights all stay below this are dropped (the shipped file stays small)
+THRESHOLD = 0.3  # the best category must beat "none" by this much
+
+
+@dataclass(frozen=True)
+class Examples:
+    crisis: dict[str, tuple[str, ...]]
+    calm: tuple[str, ...]
+    ordinary: tuple[str, ...]
+
+
+def read_examples(path: Path = EXAMPLES) -> Examples:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    crisis = {str(c): tuple(str(q) for q in qs) for c, qs in raw["crisis"].items()}
+    return Examples(crisis, tuple(map(str, raw["calm"])), tuple(map(str, raw["ordinary"])))
+
+
+def training_data(ex: Examples) -> ranker.TrainingData:
+    parts = [
+        ranker.training_data([(c, "question", q) for c, qs in ex.crisis.items() for q in qs], copies=CRISIS_COPIES),
+        ranker.training_data([(NONE, "question", q) for q in ex.calm], copies=CALM_COPIES),
+        ranker.training_data([(NONE, "question", q) for q in ex.ordinary], copies=0),
+    ]
+    return ranker.TrainingData(
+        tuple(t for p in parts for t in p.texts),
+        tuple(label for p in parts for label in p.labels),
+        tuple(o for p in parts for o in p.original),
+    )
+
+
+def digest(data: ranker.TrainingData) -> str:
+    """Names the examples, the features' code and this module's settings (what the shipped file must match)."""
+    settings = repr((VERSION, CRISIS_COPIES, CALM_COPIES, PRUNE)).encode()
+    return hashlib.sha256(settings + data.digest().encode()).hexdigest()
+
+
+def build(ex: Examples) -> ranker.RankerModel:
+    """Train (scikit-learn, developers only) and drop the features that carry no weight."""
+    data = training_data(ex)
+    model = ranker.train(data)
+    keep = np.flatnonzero(np.abs(model.weights).max(axis=1) >= PRUNE)
+    names = sorted(model.vocab, key=model.vocab.__getitem__)
+    vocab = {names[old]: new for new, old in enumerate(keep)}
+    n_chars = int((keep < model.n_chars).sum())
+    return ranker.RankerModel(
+        model.classes,
+        vocab,
+        n_chars,
+        model.idf[keep],
+        model.weights[keep],
+        model.intercept,
+        digest(data),
+    )
+
+
+def save(model: ranker.RankerModel, path: Path = SHIPPED) -> None:
+    arrays = model.arrays()
+    arrays["idf"] = arrays["idf"].astype(np.float16)
+    arrays["weights"] = arrays["weights"].astype(np.float16)
+    with path.open("wb") as out:
+        np.savez_compressed(out, **arrays)
+
+
+def load(path: Path = SHIPPED) -> ranker.RankerModel:
+    with np.load(path, allow_pickle=False) as arrays:
+        return ranker.RankerModel.from_arrays(arrays)
+
+
+@lru_cache(maxsize=1)
+def shipped() -> ranker.Ranker | None:
+    """The shipped model, served; None (rules only) when the file is missing or unreadable."""
+    try:
+        return ranker.Ranker(load())
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def margin(model: ranker.Ranker, text: str) -> tuple[str, float]:
+    """The best crisis category and by how much its decision value beats "none"."""
+    scores: Any = model.scores(text)
+    none = model.classes.index(NONE)
+    others = np.delete(np.arange(len(model.classes)), none)
+    best = int(others[int(np.argmax(scores[others]))])
+    return model.classes[best], float(scores[best] - scores[none])
+
+
+def predict(text: str, threshold: float = THRESHOLD) -> str | None:
+    """The crisis category the model sees in a message, or None."""
+    model = shipped()
+    if model is None:
+        return None
+    category, value = margin(model, text)
+    return category if value > threshold else None
+
+
+def main(argv: list[str]) -> int:
+    """Rebuild bot/data/crisis_model.npz from the examples (`--check`: only say whether it is current)."""
+    ex = read_examples()
+    want = digest(training_data(ex))
+    current = shipped()
+    if "--check" in argv:
+        ok = current is not None and current.model.digest == want
+        print("crisis model is current" if ok else "crisis model is stale: run make crisis-model")
+        return 0 if ok else 1
+    model = build(ex)
+    save(model)
+    print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size // 1024} KB, {len(model.vocab)} features)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
