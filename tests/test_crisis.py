@@ -152,7 +152,7 @@ def _items(name: str) -> list[dict[str, object]]:
     return data
 
 
-@pytest.mark.parametrize("name", ["crisis.yaml", "crisis_sealed.yaml"])
+@pytest.mark.parametrize("name", ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml"])
 def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     items = _items(name)
     assert len(items) >= 165
@@ -161,7 +161,17 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["calm.yaml", "calm_sealed.yaml", "eval_blind2.yaml", "eval.yaml", "eval_holdout.yaml", "eval_blind.yaml"]
+    "name",
+    [
+        "calm.yaml",
+        "calm_sealed.yaml",
+        "calm_blind3.yaml",
+        "eval.yaml",
+        "eval_holdout.yaml",
+        "eval_blind.yaml",
+        "eval_blind2.yaml",
+        "eval_blind3.yaml",
+    ],
 )
 def test_false_alarms_stay_under_three_percent(name: str) -> None:
     items = [it for it in _items(name) if it.get("expect") not in URGENT_ENTRIES]
@@ -170,8 +180,8 @@ def test_false_alarms_stay_under_three_percent(name: str) -> None:
 
 
 def test_the_whole_set_has_40_per_category_and_600_in_all() -> None:
-    items = _items("crisis.yaml") + _items("crisis_sealed.yaml")
-    calm = _items("calm.yaml") + _items("calm_sealed.yaml")
+    items = _items("crisis.yaml") + _items("crisis_sealed.yaml") + _items("crisis_blind3.yaml")
+    calm = _items("calm.yaml") + _items("calm_sealed.yaml") + _items("calm_blind3.yaml")
     per: dict[str, int] = {}
     for it in items:
         per[str(it["category"])] = per.get(str(it["category"]), 0) + 1

@@ -58,11 +58,15 @@ def test_calm_messages_stay_calm(text: str) -> None:
     assert detect(text) is None
 
 
-def test_a_rule_that_set_a_message_aside_is_not_overruled() -> None:
-    # a past story told as the reason for leaving: the rules set it aside; the model is not asked
-    text = "мужа избивали в полиции дома, поэтому мы уехали, как нам подать на статус беженца"
-    assert detect(text, learned=False) is None
-    assert detect(text) is None
+def test_the_model_overrules_a_rule_only_when_sure_the_message_is_calm() -> None:
+    # written for this test: a general question that uses the rules' words
+    calm = "how can I tell if a friend is thinking about suicide? asking in general, for a leaflet"
+    assert detect(calm, learned=False) is not None
+    assert detect(calm) is None
+    urgent = "my friend says she will kill herself tonight"
+    assert detect(urgent, learned=False) is not None
+    found = detect(urgent)
+    assert found is not None and found.category == "suicide"
 
 
 def test_a_broken_model_file_is_refused(tmp_path: Path) -> None:
@@ -80,4 +84,5 @@ def test_any_text_gets_a_category_or_none(text: str) -> None:
     category, value = crisis_model.margin(model, text)
     assert category in category_names()
     assert value == value  # not NaN
-    assert crisis_model.predict(text) in (None, *category_names())
+    found = detect(text)
+    assert found is None or found.category in category_names()

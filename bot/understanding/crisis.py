@@ -18,8 +18,9 @@ Danger that lies in the past and is told as the reason for fleeing ("меня и
 уехал, как подать на убежище") is the asylum question it is, unless the message also says it is
 happening now; self-harm, medical and nowhere-to-sleep messages are never set aside this way.
 
-When no rule fires at all, the learned model (crisis_model.py) has the last word:
-it knows wordings no rule lists ("лучше бы меня не было", "he knows where we live").
+The learned model (crisis_model.py) sits beside the rules: it finds the crisis where no rule stands
+("he knows where we live") and overrules a rule when it is sure the message is calm ("how can I tell
+if someone is thinking about suicide? asking in general"); see `detect`.
 """
 
 from __future__ import annotations
@@ -305,8 +306,8 @@ def _has(words: list[str], phrases: _Phrases) -> bool:
     return bool(_occurrences(words, phrases))
 
 
-def detect(text: str, learned: bool = True) -> Crisis | None:
-    """The crisis the message speaks of, or None (`learned=False`: the rules alone)."""
+def _by_rules(text: str) -> list[str]:
+    """The categories the rules find, in priority order."""
     r = rules()
     strong: set[str] = set()
     weak: set[str] = set()
@@ -321,21 +322,47 @@ def detect(text: str, learned: bool = True) -> Crisis | None:
         urgent_now = _has(words, r.now)
         if not urgent_now and (_has(words, r.past) or _has(words, r.general)):
             excused = True
-    fired = bool(strong or weak)
     if excused:
         keep = {c.name for c in r.categories if not c.past_can_excuse}
         strong &= keep
     else:
         strong |= weak
-    if not strong:
-        # a rule that fired and was set aside (a past story, a general question) has spoken
-        guess = crisis_model.predict(text) if learned and not fired else None
-        if guess is None:
+    return [c.name for c in r.categories if c.name in strong]
+
+
+def detect(text: str, learned: bool = True) -> Crisis | None:
+    """The crisis the message speaks of, or None (`learned=False`: the rules alone).
+
+    With the model: rules that fire are overruled only when the model is sure the message is calm
+    (its margin below crisis_model.VETO: "how can I recognise suicidal thoughts, asking in general");
+    where no rule stands (none fired, or the rules set a past story aside), the model's category is
+    taken above crisis_model.THRESHOLD. Of several categories, suicide
+    and medical keep their place first; otherwise the model's reading of the whole message leads
+    (it tells "he beats me at home" from a street attack better than single words do)."""
+    found = _by_rules(text)
+    model = crisis_model.shipped() if learned else None
+    if model is None:
+        return _crisis(found)
+    category, value = crisis_model.margin(model, text)
+    if found:
+        if value < crisis_model.VETO:
             return None
-        entry, _ = category_info(guess)
-        return Crisis(category=guess, categories=(guess,), entry_id=entry)
-    ordered = [c for c in r.categories if c.name in strong]
-    return Crisis(category=ordered[0].name, categories=tuple(c.name for c in ordered), entry_id=ordered[0].entry)
+        if found[0] not in LIFE_FIRST and category in category_names():
+            found = [category, *(c for c in found if c != category)]
+        return _crisis(found)
+    if value <= crisis_model.THRESHOLD:
+        return None
+    return _crisis([category])
+
+
+LIFE_FIRST = ("suicide", "medical")  # when the rules find these, their reply comes first whatever else
+
+
+def _crisis(found: list[str]) -> Crisis | None:
+    if not found:
+        return None
+    entry, _ = category_info(found[0])
+    return Crisis(category=found[0], categories=tuple(found), entry_id=entry)
 
 
 def category_info(name: str) -> tuple[str, bool]:
