@@ -152,10 +152,12 @@ def _items(name: str) -> list[dict[str, object]]:
     return data
 
 
-@pytest.mark.parametrize("name", ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml"])
+@pytest.mark.parametrize(
+    "name", ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml"]
+)
 def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     items = _items(name)
-    assert len(items) >= 165
+    assert len(items) >= 165 or name.startswith("crisis4")  # part 4 is split in two halves
     missed = [it["q"] for it in items if detect(str(it["q"])) is None]
     assert missed == []
 
@@ -166,6 +168,8 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm.yaml",
         "calm_sealed.yaml",
         "calm_blind3.yaml",
+        "calm4.yaml",
+        "calm4_sealed.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",

@@ -52,6 +52,10 @@ def test_the_model_catches_wordings_no_rule_knows(text: str, category: str) -> N
         "how much does an ambulance cost without insurance",
         "где продлить справку ищущего убежище",
         "weather in almaty tomorrow",
+        "здравствуйте",
+        "спасибо большое",
+        "рақмет сізге",
+        "thank you",
     ],
 )
 def test_calm_messages_stay_calm(text: str) -> None:
