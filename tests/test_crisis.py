@@ -153,7 +153,8 @@ def _items(name: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize(
-    "name", ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml"]
+    "name",
+    ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml", "crisis5.yaml"],
 )
 def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     items = _items(name)
@@ -170,6 +171,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm_blind3.yaml",
         "calm4.yaml",
         "calm4_sealed.yaml",
+        "calm5.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",

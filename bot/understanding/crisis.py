@@ -336,7 +336,7 @@ def detect(text: str, learned: bool = True) -> Crisis | None:
     With the model: rules that fire are overruled only when the model is sure the message is calm
     (its margin below crisis_model.VETO: "how can I recognise suicidal thoughts, asking in general");
     where no rule stands (none fired, or the rules set a past story aside), the model's category is
-    taken above crisis_model.THRESHOLD. Of several categories, suicide
+    taken above crisis_model.THRESHOLD (LIFE_THRESHOLD, lower, for suicide and medical). Of several categories, suicide
     and medical keep their place first; otherwise the model's reading of the whole message leads
     (it tells "he beats me at home" from a street attack better than single words do)."""
     found = _by_rules(text)
@@ -350,7 +350,7 @@ def detect(text: str, learned: bool = True) -> Crisis | None:
         if found[0] not in LIFE_FIRST and category in category_names():
             found = [category, *(c for c in found if c != category)]
         return _crisis(found)
-    if value <= crisis_model.THRESHOLD:
+    if value <= (crisis_model.LIFE_THRESHOLD if category in LIFE_FIRST else crisis_model.THRESHOLD):
         return None
     return _crisis([category])
 

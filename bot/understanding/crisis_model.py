@@ -6,9 +6,9 @@ sealed sets' first looks), and raised 16 % false alarms on new calm near-misses.
 ranker's kind (ranker.py: a linear SVM over character and word n-grams, served with numpy), trained
 on bot/data/crisis_examples.yaml: crisis messages by category, with the ranker's typing noise,
 against calm near-misses and ordinary questions. crisis.detect combines the two: the model's
-category where no rule fired and its margin over "none" is above THRESHOLD; a rule overruled where
-the margin is below VETO. Both were chosen by two-fold cross-validation on a set neither half had
-seen (README, "Crisis recognition").
+category where no rule stands and its margin over "none" is above THRESHOLD (LIFE_THRESHOLD for
+suicide and medical); a rule overruled where the margin is below VETO. All three were chosen by
+cross-validation over sets written after the rules (README, "Crisis messages").
 
 The model does not depend on the FAQ, so it is built by developers, not at load: the arrays ship as
 bot/data/crisis_model.npz (read with allow_pickle=False) and a test fails when they no longer match
@@ -38,6 +38,7 @@ CRISIS_COPIES = 3  # noisy copies of every crisis example (typos, Latin letters,
 CALM_COPIES = 1  # ...of every calm near-miss; the ordinary questions go in as written
 PRUNE = 0.02  # features whose weights all stay below this are dropped (the shipped file stays small)
 THRESHOLD = 0.0  # where no rule fired, the best category must beat "none" by this much
+LIFE_THRESHOLD = -0.3  # ...for suicide and medical: a miss there costs a life, a false alarm a few lines
 VETO = -1.0  # where a rule fired, a margin below this (the model sure it is calm) overrules it
 
 
