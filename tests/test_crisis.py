@@ -154,7 +154,7 @@ def _items(name: str) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize(
     "name",
-    ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml", "crisis5.yaml"],
+    ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml", "crisis5.yaml", "crisis6.yaml"],
 )
 def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     items = _items(name)
@@ -172,6 +172,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm4.yaml",
         "calm4_sealed.yaml",
         "calm5.yaml",
+        "calm6.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
