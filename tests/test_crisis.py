@@ -152,10 +152,19 @@ def _items(name: str) -> list[dict[str, object]]:
     return data
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["crisis.yaml", "crisis_sealed.yaml", "crisis_blind3.yaml", "crisis4.yaml", "crisis4_sealed.yaml", "crisis5.yaml", "crisis6.yaml"],
-)
+CRISIS_SETS = [
+    "crisis.yaml",
+    "crisis_sealed.yaml",
+    "crisis_blind3.yaml",
+    "crisis4.yaml",
+    "crisis4_sealed.yaml",
+    "crisis5.yaml",
+    "crisis6.yaml",
+    "crisis6b.yaml",
+]
+
+
+@pytest.mark.parametrize("name", CRISIS_SETS)
 def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
     items = _items(name)
     assert len(items) >= 165 or name.startswith("crisis4")  # part 4 is split in two halves
@@ -173,6 +182,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm4_sealed.yaml",
         "calm5.yaml",
         "calm6.yaml",
+        "calm6b.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
