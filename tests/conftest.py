@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,6 @@ from bot.content import load_knowledge
 from bot.dialogue import Knowledge
 
 ROOT = Path(__file__).parent.parent
-# One ranker cache for the whole run (the CLI's child processes inherit it): every copy of the real
-# FAQ trains the same model, so it is trained once, not once per temporary copy. Tests of the cache
-# itself pass their own folders.
-os.environ.setdefault("KOMEK_MODEL_CACHE", tempfile.mkdtemp(prefix="komek-model-cache-"))
 CONFIG = ROOT / "config.yaml"
 FAQ_DIR = ROOT / "faq"
 DATA = Path(__file__).parent / "data"
@@ -45,6 +41,81 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("komek"), max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "komek"))
+
+
+# ------------------------------------------------------------------ the ranker's model cache
+# Training the ranker on the real FAQ takes 6-9 s, and dozens of tests load a copy of it (in process,
+# through the CLI, as a bot process). So every model trained during the run is kept in one store for
+# the whole run, shared by the xdist workers (a folder beside theirs in pytest's temporary folder),
+# and each FAQ version is trained once. The bot keeps only the latest version in its cache folder (it
+# removes the others when it writes one), so KOMEK_MODEL_CACHE points at a folder of each worker's own,
+# which is filled from the store (hard links) before and after every test, and whatever a test trained
+# goes into the store. Files are written whole and never changed in place, so sharing them is safe.
+# Tests of the cache itself pass their own folders. KOMEK_MODEL_CACHE set before pytest starts is used
+# as the store (it then outlives the run).
+
+
+def _link(source: Path, target: Path) -> None:
+    """Put `source` at `target` (a hard link; a copy across file systems), atomically; never raises
+    for a file that is already there or just went (another worker, a pruning bot)."""
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def sync_model_cache(store: Path, cache: Path) -> None:
+    """Models trained in `cache` go into `store`; models in `store` missing from `cache` come back."""
+    have = {p.name for p in store.glob("ranker-*.npz")}
+    for path in cache.glob("ranker-*.npz"):
+        if path.name not in have:
+            _link(path, store / path.name)
+            have.add(path.name)
+    for name in have - {p.name for p in cache.glob("ranker-*.npz")}:
+        _link(store / name, cache / name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(the run's store of trained models, this worker's KOMEK_MODEL_CACHE folder)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if worker else base  # the workers' folders are inside the run's
+    preset = os.environ.get("KOMEK_MODEL_CACHE", "").strip()
+    store = Path(preset) if preset else run / "ranker-store"
+    store.mkdir(parents=True, exist_ok=True)
+    cache = base / "ranker-cache"
+    cache.mkdir(exist_ok=True)
+    sync_model_cache(store, cache)
+    previous = os.environ.get("KOMEK_MODEL_CACHE")
+    os.environ["KOMEK_MODEL_CACHE"] = str(cache)  # the CLI's and the bot's child processes inherit it
+    yield store, cache
+    sync_model_cache(store, cache)
+    if previous is None:
+        os.environ.pop("KOMEK_MODEL_CACHE", None)
+    else:
+        os.environ["KOMEK_MODEL_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _share_trained_models(model_store: tuple[Path, Path]) -> Iterator[None]:
+    sync_model_cache(*model_store)
+    yield
+    sync_model_cache(*model_store)
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment for a bot child process, less every TELEGRAM_ and KOMEK_ setting
+    except the run's model cache (a test of the environment sets its own on top)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
+    if os.environ.get("KOMEK_MODEL_CACHE"):
+        env["KOMEK_MODEL_CACHE"] = os.environ["KOMEK_MODEL_CACHE"]
+    return env
 
 
 @pytest.fixture(scope="module")

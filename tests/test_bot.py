@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from botapi_client import BotApiClient, BotApiServer, SimUser, buttons, find_button
+from conftest import child_env
 
 from bot.app import Env, build_application
 from bot.content import Loaded, load_knowledge
@@ -333,11 +334,10 @@ def _blocked_count(db: Path) -> int:
 
 
 def test_run_without_secret_or_token_says_so_and_exits_2(tmp_path: Path) -> None:
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
+    env = child_env()
     out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "TELEGRAM_BOT_TOKEN is not set" in out.stderr
     env["TELEGRAM_BOT_TOKEN"] = "123:abc"

@@ -22,7 +22,10 @@ CUT_SHORT = re.compile(r"[;,—–-]\s*$")  # a colon may end a line: a list, a 
 
 def _with_hotline(k: Knowledge, items: tuple[HotlineItem, ...]) -> Knowledge:
     contacts = dataclasses.replace(k.config.contacts, hotline=items)
-    return Knowledge.build(dataclasses.replace(k.config, contacts=contacts), k.faq)
+    # the ranker learns from the questions, not the contacts: the model already trained on this FAQ
+    ranker = k.understanding.ranker
+    model = ranker.model if ranker is not None else None
+    return Knowledge.build(dataclasses.replace(k.config, contacts=contacts), k.faq, model)
 
 
 def _texts(k: Knowledge) -> list[tuple[str, str]]:

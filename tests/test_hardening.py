@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from typing import Any
 
 import pytest
 from botapi_client import BotApiClient, BotApiServer, SimUser
-from conftest import ContentCopy, copy_content
+from conftest import ContentCopy, child_env, copy_content
 from test_bot import Bot, new_env
 from test_staff import ADMIN, run_reload_job, staff_copy
 
@@ -184,7 +183,7 @@ class BotProcess:
         command: Sequence[str] = ("run",),
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
+        env = child_env()
         env.update(
             TELEGRAM_BOT_TOKEN=token,
             KOMEK_SECRET=SECRET,

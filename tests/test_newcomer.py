@@ -4,7 +4,6 @@ with Telegram unreachable says so in one line and retries, `eval` floors say why
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import socket
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, RunCli
+from conftest import ROOT, RunCli, child_env
 
 from bot.cli import build_parser
 
@@ -60,7 +59,7 @@ def _closed_port() -> int:
 
 
 def test_run_with_telegram_unreachable_says_so_in_one_line_and_retries(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "KOMEK_"))}
+    env = child_env()
     env.update(
         TELEGRAM_BOT_TOKEN="123456:unreachable-test",
         KOMEK_SECRET="a-secret-of-at-least-16-chars",

@@ -79,6 +79,18 @@ def test_inconsistent_arrays_are_refused(small_model: ranker.RankerModel) -> Non
         ranker.RankerModel.from_arrays({**arrays, "intercept": arrays["intercept"][:1]})
 
 
+def test_a_model_of_two_entries_ranks_both_and_round_trips_through_the_cache(tmp_path: Path) -> None:
+    two = [row for row in SMALL if row[0] != "school"]
+    model = ranker.train(ranker.training_data(two))
+    assert model.weights.shape == (len(model.vocab), 2) and model.intercept.shape == (2,)
+    r = ranker.Ranker(model)
+    assert [e for e, _ in r.rank("как подать на убежище", 2)] == ["apply", "passport"]
+    assert [e for e, _ in r.rank("я потерял паспорт", 2)] == ["passport", "apply"]
+    write_cached_model(tmp_path, model)
+    back = read_cached_model(tmp_path, model.digest)
+    assert back is not None and np.array_equal(back.weights, model.weights)
+
+
 def test_the_cache_holds_a_model_and_shrugs_off_stale_and_broken_files(
     small_model: ranker.RankerModel, tmp_path: Path
 ) -> None:
