@@ -45,7 +45,10 @@ FEATURES = (
     "coverage_of_pick",
     "coverage_top",
     "long",
+    "off_topic",
+    "off_topic_lead",
 )
+NO_OFF_TOPIC = -1.0  # the off-topic value of a model without that class (a clear "no" for a linear SVM)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 SHORT_WORDS = 2
 
@@ -57,6 +60,8 @@ class Calibration:
     intercept: float
     answer_p: float
     suggest_p: float
+    # the ranker's off-topic class beats its best entry by more than this: the message is not ours
+    off_topic_margin: float = 0.0
 
     def probability(self, feats: Sequence[float]) -> float:
         t = self.intercept + sum(c * f for c, f in zip(self.coef, feats, strict=True))
@@ -70,6 +75,7 @@ class Calibration:
             "intercept": self.intercept,
             "answer_p": self.answer_p,
             "suggest_p": self.suggest_p,
+            "off_topic_margin": self.off_topic_margin,
         }
 
     @classmethod
@@ -82,6 +88,7 @@ class Calibration:
             float(raw["intercept"]),
             float(raw["answer_p"]),
             float(raw["suggest_p"]),
+            float(raw.get("off_topic_margin", 0.0)),
         )
 
 
@@ -115,6 +122,7 @@ def features(
     ranker_scores: Sequence[tuple[str, float]],
     verdict: Verdict,
     words: int,
+    off_topic: float | None = None,
 ) -> list[float]:
     """What the decision looks at, in FEATURES order (`ranker_scores`: best first, at least two)."""
     pick, z_top = ranking[0]
@@ -124,6 +132,7 @@ def features(
     ranker_gap = ranker_scores[0][1] - ranker_scores[1][1] if len(ranker_scores) > 1 else 1.0
     top = verdict.top
     pick_candidate = next((c for c in verdict.candidates if c.entry_id == pick), None)
+    off = NO_OFF_TOPIC if off_topic is None else off_topic
     return [
         z_top,
         z_gap,
@@ -137,6 +146,8 @@ def features(
         pick_candidate.coverage if pick_candidate is not None else 0.0,
         top.coverage if top is not None else 0.0,
         math.log1p(words) / 3.0,
+        off,
+        off - ranker_scores[0][1],
     ]
 
 
@@ -146,16 +157,20 @@ def decide(
     words: int,
     calibration: Calibration,
     max_suggestions: int = 3,
+    off_topic: float | None = None,
 ) -> Decision:
     """The decision for one message (see the module docstring). `ranker_scores`: every entry's
-    decision value, best first; empty when there is no learned ranker (the matcher's verdict stands)."""
+    decision value, best first; empty when there is no learned ranker (the matcher's verdict stands).
+    `off_topic`: the ranker's off-topic class's value (None: a model without one)."""
     if len(ranker_scores) < 2:
         return from_verdict(verdict)
     ranking = combined_ranking(ranker_scores, verdict, calibration.matcher_weight)
     shown = tuple(ranking)
     if verdict.kind == FALLBACK:  # the gate: what the matcher finds the FAQ does not cover stays out
         return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
-    p = calibration.probability(features(ranking, ranker_scores, verdict, words))
+    if off_topic_wins(ranker_scores, off_topic, calibration):  # the ranker's own "not ours"
+        return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
+    p = calibration.probability(features(ranking, ranker_scores, verdict, words, off_topic))
     # one or two words that the matcher finds several entries about ("документы"): the person chooses
     # (held out, such direct answers were right 14 times in 18: far below the rest)
     unsure_and_short = verdict.kind == SUGGEST and words <= SHORT_WORDS
@@ -165,6 +180,15 @@ def decide(
         picks = tuple(e for e, _ in ranking[:max_suggestions])
         return Decision(SUGGEST, None, picks, p, shown, verdict.candidates)
     return Decision(FALLBACK, None, (), p, shown, verdict.candidates)
+
+
+def off_topic_wins(
+    ranker_scores: Sequence[tuple[str, float]], off_topic: float | None, calibration: Calibration
+) -> bool:
+    """Does the ranker's off-topic class beat its best entry by more than the calibrated margin?"""
+    return (
+        off_topic is not None and bool(ranker_scores) and off_topic - ranker_scores[0][1] > calibration.off_topic_margin
+    )
 
 
 def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import MatcherConfig
-from bot.matcher import Candidate
+from bot.matcher import Candidate, Index
+from bot.understanding.asking import asking_text
 
 ANSWER, SUGGEST, FALLBACK = "answer", "did_you_mean", "fallback"
 
@@ -48,3 +49,32 @@ def verdict(candidates: tuple[Candidate, ...], mc: MatcherConfig) -> Verdict:
     floor = max(mc.suggest_threshold, top.score - 0.25) if top.score >= mc.suggest_threshold else top.score - 0.03
     picks = tuple(c.entry_id for c in candidates if c.score >= floor)[: mc.max_suggestions]
     return Verdict(SUGGEST, candidates, picks)
+
+
+def merge(whole: tuple[Candidate, ...], asking: tuple[Candidate, ...], limit: int) -> tuple[Candidate, ...]:
+    """The matcher's candidates for a long message and for its asking part as one ranking: each
+    entry with the better of its two candidates (the asking part's words are not diluted by the
+    story's), best first (ties: the whole message's order)."""
+    best: dict[str, Candidate] = {}
+    for c in (*whole, *asking):
+        old = best.get(c.entry_id)
+        if old is None or c.score > old.score:
+            best[c.entry_id] = c
+    return tuple(sorted(best.values(), key=lambda c: -c.score)[:limit])
+
+
+def judge(index: Index, text: str, mc: MatcherConfig, candidates: tuple[Candidate, ...] | None = None) -> Verdict:
+    """The matcher's verdict on a message. A long message whose asking part stands out from its
+    story (bot/understanding/asking.py) is also matched on its asking part alone, and each entry
+    keeps the better score: the story's words then neither shut the gate on a question the FAQ
+    covers nor push the entries the question points to off the "did you mean" list.
+    `candidates`: the whole message's, when the caller already has them."""
+    limit = max(5, mc.max_suggestions + 1)
+    if candidates is None:
+        candidates = tuple(index.match(text, limit=limit))
+    whole = verdict(candidates, mc)
+    asking = asking_text(text)
+    if whole.kind != FALLBACK or asking == text:
+        return whole
+    merged = verdict(merge(candidates, tuple(index.match(asking, limit=limit)), limit), mc)
+    return whole if merged.kind == FALLBACK else merged

@@ -15,7 +15,7 @@ from bot.config import MatcherConfig
 from bot.matcher import Candidate, Index
 from bot.normalize import normalize
 from bot.understanding.decide import Calibration, Decision, decide, from_verdict, shipped_calibration
-from bot.understanding.gate import ANSWER, FALLBACK, Verdict, verdict
+from bot.understanding.gate import ANSWER, FALLBACK, Verdict, judge
 from bot.understanding.ranker import Ranker
 
 ENGINES = ("combined", "matcher", "ranker")
@@ -45,21 +45,20 @@ def understand(
 ) -> Decision:
     """Answer, "did you mean" or fallback for a message that holds content words and no crisis.
     `candidates`: the matcher's, when the caller already has them."""
-    if candidates is None:
-        candidates = candidates_for(u, text, mc)
-    lexical = verdict(candidates, mc)
+    lexical = judge(u.index, text, mc, candidates)
     if u.ranker is None or u.engine == "matcher":
         return from_verdict(lexical)
-    scores = u.ranker.rank(text, limit=len(u.ranker.classes))
+    scores, off_topic = u.ranker.assess(text)
     if u.engine == "ranker":
-        return ranker_alone(scores, lexical)
+        return ranker_alone(scores, lexical, off_topic)
     words = len(normalize(text).split())
-    return decide(scores, lexical, words, u.calibration, mc.max_suggestions)
+    return decide(scores, lexical, words, u.calibration, mc.max_suggestions, off_topic)
 
 
-def ranker_alone(scores: list[tuple[str, float]], lexical: Verdict) -> Decision:
-    """The learned ranker on its own: its top entry when its decision value is positive, else the fallback."""
+def ranker_alone(scores: list[tuple[str, float]], lexical: Verdict, off_topic: float | None = None) -> Decision:
+    """The learned ranker on its own: its top entry when its decision value is positive and above its
+    off-topic class's, else the fallback."""
     entry_id, value = scores[0]
-    if value > 0:
+    if value > 0 and (off_topic is None or value > off_topic):
         return Decision(ANSWER, entry_id, (), value, tuple(scores[:5]), lexical.candidates)
     return Decision(FALLBACK, None, (), value, tuple(scores[:5]), lexical.candidates)
