@@ -50,7 +50,8 @@ from bot.understanding.decide import (
     agrees,
     combined_ranking,
     features,
-    off_topic_wins,
+    reject_features,
+    rejects,
 )
 from bot.understanding.gate import FALLBACK, SUGGEST, Verdict, judge
 
@@ -58,8 +59,7 @@ ANSWER_PRECISION = 0.92
 NEGATIVE_WEIGHT = 10.0
 SHOWN = 0.995
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
-OFF_TOPIC_COST = 0.003  # held-out messages the off-topic rule may take from a right ranker top
-MARGINS = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0)
+REJECT_COST = 0.002  # share of held-out in-scope messages the rejection model may take from a right ranker top
 
 # made-up openings of a worried message, to ask a held-out question inside a story
 STORIES = {
@@ -160,20 +160,25 @@ def _table(rows: Sequence[Row], w: float) -> tuple[Any, Any, Any, Any]:
     return np.array(x), np.array(right), np.array(negative), np.array(agree)
 
 
-def off_topic_margin(rows: Sequence[Row]) -> float:
-    """The lowest margin by which the ranker's off-topic class must beat its best entry for the
-    message to get the fallback, such that at most OFF_TOPIC_COST of the held-out messages the gate
-    lets through lose an entry the ranker had right."""
-    positives = [r for r in rows if r.expect is not None]
-    for margin in MARGINS:
-        lost = sum(
-            r.off_topic - r.ranker_scores[0][1] > margin and r.ranker_scores[0][0] == r.expect
-            for r in positives
-            if r.off_topic is not None
-        )
-        if lost <= OFF_TOPIC_COST * len(positives):
-            return margin
-    return MARGINS[-1]
+def fit_rejection(rows: Sequence[Row]) -> tuple[tuple[float, ...], float, float]:
+    """The rejection model (decide.REJECT_FEATURES → "off-topic"), fitted on the rows the gate lets
+    through, and its threshold: the lowest probability at which at most REJECT_COST of the held-out
+    in-scope messages lose an entry the ranker had right. (coefficients, intercept, threshold)"""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([reject_features(r.ranker_scores, r.off_topic, r.verdict, r.words) for r in rows])
+    off = np.array([r.expect is None for r in rows])
+    if off.all() or not off.any():
+        return (), 0.0, 1.0
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(x, off)
+    p = model.predict_proba(x)[:, 1]
+    right = np.array([r.expect is not None and r.ranker_scores[0][0] == r.expect for r in rows])
+    kept_right = np.sort(p[right])
+    allowed = int(REJECT_COST * int((~off).sum()))
+    # just above the (allowed + 1)-th most off-topic-looking message whose ranker top was right
+    reject_p = float(kept_right[-(allowed + 1)]) + 1e-6 if len(kept_right) > allowed else 0.5
+    return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]), round(min(reject_p, 1.0), 6)
 
 
 def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
@@ -181,10 +186,10 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
 
     everything = rows
     rows = [r for r in rows if r.verdict.kind != FALLBACK]  # the gate decides those: fallback
-    margin = off_topic_margin(rows)
-    probe = Calibration(0.0, (), 0.0, 1.0, 1.0, margin)
-    cut = [r for r in rows if off_topic_wins(r.ranker_scores, r.off_topic, probe)]
-    rows = [r for r in rows if not off_topic_wins(r.ranker_scores, r.off_topic, probe)]  # fallback too
+    reject_coef, reject_intercept, reject_p = fit_rejection(rows)
+    probe = Calibration(0.0, (), 0.0, 1.0, 1.0, reject_coef, reject_intercept, reject_p)
+    cut = [r for r in rows if rejects(r.ranker_scores, r.off_topic, r.verdict, r.words, probe)]
+    rows = [r for r in rows if not rejects(r.ranker_scores, r.off_topic, r.verdict, r.words, probe)]
     positives = [r for r in rows if r.expect is not None]
     top1 = {}
     for w in WEIGHTS:
@@ -208,7 +213,14 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
     suggest_p = float(round(pos_right[int(SHOWN * len(pos_right))] - 1e-4, 4)) if len(pos_right) else 0.1
     suggest_p = max(0.0, min(suggest_p, answer_p))
     cal = Calibration(
-        best_w, tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]), answer_p, suggest_p, margin
+        best_w,
+        tuple(float(c) for c in model.coef_[0]),
+        float(model.intercept_[0]),
+        answer_p,
+        suggest_p,
+        reject_coef,
+        reject_intercept,
+        reject_p,
     )
     pos = ~negative
     all_negatives = sum(r.expect is None for r in everything)
@@ -217,13 +229,12 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
         "rows": len(everything),
         "negatives": all_negatives,
         "past_the_gate": len(rows),
-        "off_topic_margin": margin,
-        "cut_as_off_topic": {
+        "rejected_by_the_rejection_model": {
             "negatives": sum(r.expect is None for r in cut),
             "positives": sum(r.expect is not None for r in cut),
             "positives_whose_ranker_top_was_right": sum(r.ranker_scores[0][0] == r.expect for r in cut),
         },
-        "negatives_past_the_gate_and_the_off_topic_class": int(negative.sum()),
+        "negatives_past_the_gate_and_the_rejection_model": int(negative.sum()),
         "top1_by_weight": top1,
         "held_out_top1_past_the_gate": float(right[pos].mean()),
         "held_out_direct": float(((p >= answer_p) & agree)[pos].sum() / all_positives),

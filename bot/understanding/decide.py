@@ -48,6 +48,19 @@ FEATURES = (
     "off_topic",
     "off_topic_lead",
 )
+# what the rejection model looks at: is this message one the FAQ does not cover at all?
+REJECT_FEATURES = (
+    "off_topic",
+    "ranker_top",
+    "off_topic_lead",
+    "ranker_gap",
+    "matcher_top",
+    "coverage_top",
+    "verdict_answer",
+    "long",
+    "ranker_agrees_with_matcher",
+    "other_services",
+)
 NO_OFF_TOPIC = -1.0  # the off-topic value of a model without that class (a clear "no" for a linear SVM)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 SHORT_WORDS = 2
@@ -60,12 +73,18 @@ class Calibration:
     intercept: float
     answer_p: float
     suggest_p: float
-    # the ranker's off-topic class beats its best entry by more than this: the message is not ours
-    off_topic_margin: float = 0.0
+    # the rejection model (REJECT_FEATURES): at or above reject_p the message gets the fallback;
+    # without one (no coefficients) nothing is rejected this way
+    reject_coef: tuple[float, ...] = ()
+    reject_intercept: float = 0.0
+    reject_p: float = 1.0
 
     def probability(self, feats: Sequence[float]) -> float:
-        t = self.intercept + sum(c * f for c, f in zip(self.coef, feats, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
+        return _logistic(self.intercept, self.coef, feats)
+
+    def off_topic_probability(self, feats: Sequence[float]) -> float:
+        """The rejection model's probability that the message is one the FAQ does not cover."""
+        return _logistic(self.reject_intercept, self.reject_coef, feats) if self.reject_coef else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,12 +94,15 @@ class Calibration:
             "intercept": self.intercept,
             "answer_p": self.answer_p,
             "suggest_p": self.suggest_p,
-            "off_topic_margin": self.off_topic_margin,
+            "reject_features": list(REJECT_FEATURES),
+            "reject_coef": list(self.reject_coef),
+            "reject_intercept": self.reject_intercept,
+            "reject_p": self.reject_p,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Calibration:
-        if list(raw["features"]) != list(FEATURES):
+        if list(raw["features"]) != list(FEATURES) or list(raw["reject_features"]) != list(REJECT_FEATURES):
             raise ValueError("calibration.json was made for other features: run python -m bot.understanding.calibrate")
         return cls(
             float(raw["matcher_weight"]),
@@ -88,8 +110,15 @@ class Calibration:
             float(raw["intercept"]),
             float(raw["answer_p"]),
             float(raw["suggest_p"]),
-            float(raw.get("off_topic_margin", 0.0)),
+            tuple(float(c) for c in raw["reject_coef"]),
+            float(raw["reject_intercept"]),
+            float(raw["reject_p"]),
         )
+
+
+def _logistic(intercept: float, coef: Sequence[float], feats: Sequence[float]) -> float:
+    t = intercept + sum(c * f for c, f in zip(coef, feats, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
 
 
 @lru_cache(maxsize=1)
@@ -168,7 +197,7 @@ def decide(
     shown = tuple(ranking)
     if verdict.kind == FALLBACK:  # the gate: what the matcher finds the FAQ does not cover stays out
         return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
-    if off_topic_wins(ranker_scores, off_topic, calibration):  # the ranker's own "not ours"
+    if rejects(ranker_scores, off_topic, verdict, words, calibration):  # learnt "not ours"
         return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
     p = calibration.probability(features(ranking, ranker_scores, verdict, words, off_topic))
     # one or two words that the matcher finds several entries about ("документы"): the person chooses
@@ -182,13 +211,41 @@ def decide(
     return Decision(FALLBACK, None, (), p, shown, verdict.candidates)
 
 
-def off_topic_wins(
-    ranker_scores: Sequence[tuple[str, float]], off_topic: float | None, calibration: Calibration
+def reject_features(
+    ranker_scores: Sequence[tuple[str, float]], off_topic: float | None, verdict: Verdict, words: int
+) -> list[float]:
+    """What the rejection model looks at, in REJECT_FEATURES order (`ranker_scores`: best first, at
+    least two): the ranker's off-topic value and how far it is from the best entry's, how sure each
+    engine is of its best entry, whether they agree, the length of the message."""
+    off = NO_OFF_TOPIC if off_topic is None else off_topic
+    top = verdict.top
+    ranker_top = ranker_scores[0][1]
+    return [
+        off,
+        ranker_top,
+        off - ranker_top,
+        ranker_top - ranker_scores[1][1],
+        top.score if top is not None else 0.0,
+        top.coverage if top is not None else 0.0,
+        float(verdict.kind == ANSWER),
+        math.log1p(words) / 3.0,
+        float(top is not None and top.entry_id == ranker_scores[0][0]),
+        min(verdict.other_services, 2) / 2.0,
+    ]
+
+
+def rejects(
+    ranker_scores: Sequence[tuple[str, float]],
+    off_topic: float | None,
+    verdict: Verdict,
+    words: int,
+    calibration: Calibration,
 ) -> bool:
-    """Does the ranker's off-topic class beat its best entry by more than the calibrated margin?"""
-    return (
-        off_topic is not None and bool(ranker_scores) and off_topic - ranker_scores[0][1] > calibration.off_topic_margin
-    )
+    """Does the rejection model find the message off-topic (at or above reject_p)?"""
+    if not calibration.reject_coef or len(ranker_scores) < 2:
+        return False
+    feats = reject_features(ranker_scores, off_topic, verdict, words)
+    return calibration.off_topic_probability(feats) >= calibration.reject_p
 
 
 def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:

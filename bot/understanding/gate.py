@@ -9,7 +9,7 @@ fallback, by the thresholds in config.yaml → matcher) is one input of the deci
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config import MatcherConfig
 from bot.matcher import Candidate, Index
@@ -23,6 +23,7 @@ class Verdict:
     kind: str  # ANSWER | SUGGEST | FALLBACK
     candidates: tuple[Candidate, ...]  # the matcher's ranking, best first
     picks: tuple[str, ...]  # the entry answered, or the entries it would offer
+    other_services: int = 0  # words of the message that name other services (lexicon's off_topic)
 
     @property
     def top(self) -> Candidate | None:
@@ -74,7 +75,7 @@ def judge(index: Index, text: str, mc: MatcherConfig, candidates: tuple[Candidat
         candidates = tuple(index.match(text, limit=limit))
     whole = verdict(candidates, mc)
     asking = asking_text(text)
-    if whole.kind != FALLBACK or asking == text:
-        return whole
-    merged = verdict(merge(candidates, tuple(index.match(asking, limit=limit)), limit), mc)
-    return whole if merged.kind == FALLBACK else merged
+    if whole.kind == FALLBACK and asking != text:
+        merged = verdict(merge(candidates, tuple(index.match(asking, limit=limit)), limit), mc)
+        whole = whole if merged.kind == FALLBACK else merged
+    return replace(whole, other_services=len(index.off_topic_words(text)))
