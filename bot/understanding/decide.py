@@ -249,9 +249,12 @@ def rejects(
 
 
 def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:
-    """Is the combined top entry the matcher's top too? A direct answer needs both to say so."""
+    """Is the combined top entry the matcher's top too (for the whole message, or for the asking part
+    of a long one)? A direct answer needs both to say so."""
     top = verdict.top
-    return top is not None and bool(ranking) and ranking[0][0] == top.entry_id
+    if not ranking or top is None:
+        return False
+    return ranking[0][0] in (top.entry_id, verdict.asking_top)
 
 
 def from_verdict(verdict: Verdict) -> Decision:

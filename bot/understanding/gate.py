@@ -24,6 +24,7 @@ class Verdict:
     candidates: tuple[Candidate, ...]  # the matcher's ranking, best first
     picks: tuple[str, ...]  # the entry answered, or the entries it would offer
     other_services: int = 0  # words of the message that name other services (lexicon's off_topic)
+    asking_top: str | None = None  # a long message's asking part on its own: the matcher's top entry
 
     @property
     def top(self) -> Candidate | None:
@@ -75,7 +76,11 @@ def judge(index: Index, text: str, mc: MatcherConfig, candidates: tuple[Candidat
         candidates = tuple(index.match(text, limit=limit))
     whole = verdict(candidates, mc)
     asking = asking_text(text)
-    if whole.kind == FALLBACK and asking != text:
-        merged = verdict(merge(candidates, tuple(index.match(asking, limit=limit)), limit), mc)
-        whole = whole if merged.kind == FALLBACK else merged
-    return replace(whole, other_services=len(index.off_topic_words(text)))
+    asking_top = None
+    if asking != text:
+        asked = tuple(index.match(asking, limit=limit))
+        asking_top = asked[0].entry_id if asked else None
+        if whole.kind == FALLBACK:
+            merged = verdict(merge(candidates, asked, limit), mc)
+            whole = whole if merged.kind == FALLBACK else merged
+    return replace(whole, other_services=len(index.off_topic_words(text)), asking_top=asking_top)
