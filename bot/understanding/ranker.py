@@ -335,8 +335,11 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     y = np.array([number[label] for label in data.labels])
     clf = classifier()
     clf.fit(x, y)
-    weights = np.ascontiguousarray(clf.coef_.T, dtype=np.float32)
-    intercept = np.asarray(clf.intercept_, dtype=np.float32)
+    coef, bias = np.asarray(clf.coef_), np.asarray(clf.intercept_)
+    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one hyperplane, for the second class
+        coef, bias = np.vstack([-coef, coef]), np.concatenate([-bias, bias])
+    weights = np.ascontiguousarray(coef.T, dtype=np.float32)
+    intercept = np.asarray(bias, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
 
 
