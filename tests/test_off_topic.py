@@ -227,7 +227,9 @@ def test_without_a_rejection_model_nothing_is_rejected_by_it() -> None:
     st.integers(0, 10_000),
     st.integers(0, 20),
 )
-def test_reject_features_are_finite_and_in_order(values: list[float], off: float | None, words: int, other: int) -> None:
+def test_reject_features_are_finite_and_in_order(
+    values: list[float], off: float | None, words: int, other: int
+) -> None:
     scores = sorted(((f"e{i}", v) for i, v in enumerate(values)), key=lambda s: -s[1])
     v = dataclasses.replace(verdict((cand("e0", 0.5),), MC), other_services=other)
     f = reject_features(scores, off, v, words)
