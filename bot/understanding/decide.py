@@ -3,20 +3,25 @@
 0. The gate: a message the matcher rejects (its verdict is the fallback) gets the fallback: words
    the FAQ never uses, or that name other services, are the matcher's strength, and a classifier
    trained only on in-scope phrasings always finds *some* entry.
-1. Entries are ranked by z = (ranker's decision value) + W x (matcher's score); an entry outside
+1. Rejection, learnt: a small logistic model (REJECT_FEATURES: the ranker's off-topic class's value
+   and its lead over the best entry, how sure each engine is, whether they agree, the length of the
+   message, words that name other services) gives the probability that the message is one the FAQ
+   does not cover; at or above `reject_p`, the fallback.
+2. Entries are ranked by z = (ranker's decision value) + W x (matcher's score); an entry outside
    the matcher's candidates gets no matcher score.
-2. A small logistic model turns what the two say about the top entry (its z and its lead over the
+3. A second logistic model turns what the two say about the top entry (its z and its lead over the
    next, each one's own score and lead, whether they agree, the matcher's verdict and coverage, the
-   length of the message) into the probability that the top entry is right and the message is one the FAQ covers.
-3. At or above `answer_p`, when the matcher's own top entry is the same (a wrong direct answer
-   is the worst outcome: when the two disagree the person chooses) and the message is not one or
-   two words the matcher is unsure about, the entry is answered; at or above `suggest_p` the best
-   few are offered as "did you mean"; below, the fallback.
+   length of the message, the off-topic value) into the probability that the top entry is right.
+4. At or above `answer_p`, when the matcher's own top entry is the same (for the whole message or
+   for the asking part of a long one: a wrong direct answer is the worst outcome, so when the two
+   disagree the person chooses) and the message is not one or two words the matcher is unsure
+   about, the entry is answered; at or above `suggest_p` the best few are offered as "did you
+   mean"; below, the fallback.
 
-W, the logistic weights and the two thresholds are calibrated on training data only, by
-`python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and noisy
-copies of them, plus the off-topic messages of bot/data/off_topic.yaml), never on a user's message,
-and stored in calibration.json beside this file. Pure: no I/O (the calibration is read once at import).
+W, both models and the thresholds are calibrated on training data only, by
+`python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and of
+faq/off_topic.yaml, with noisy copies and made-up stories), never on a user's message, and stored
+in calibration.json beside this file. Pure: no I/O (the calibration is read once at import).
 """
 
 from __future__ import annotations

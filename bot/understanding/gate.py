@@ -9,6 +9,7 @@ fallback, by the thresholds in config.yaml → matcher) is one input of the deci
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import MatcherConfig
@@ -55,8 +56,7 @@ def verdict(candidates: tuple[Candidate, ...], mc: MatcherConfig) -> Verdict:
 
 def merge(whole: tuple[Candidate, ...], asking: tuple[Candidate, ...], limit: int) -> tuple[Candidate, ...]:
     """The matcher's candidates for a long message and for its asking part as one ranking: each
-    entry with the better of its two candidates (the asking part's words are not diluted by the
-    story's), best first (ties: the whole message's order)."""
+    entry with the better of its two candidates, best first (ties: the whole message's order)."""
     best: dict[str, Candidate] = {}
     for c in (*whole, *asking):
         old = best.get(c.entry_id)
@@ -65,17 +65,28 @@ def merge(whole: tuple[Candidate, ...], asking: tuple[Candidate, ...], limit: in
     return tuple(sorted(best.values(), key=lambda c: -c.score)[:limit])
 
 
-def judge(index: Index, text: str, mc: MatcherConfig, candidates: tuple[Candidate, ...] | None = None) -> Verdict:
-    """The matcher's verdict on a message. A long message whose asking part stands out from its
-    story (bot/understanding/asking.py) is also matched on its asking part alone, and each entry
-    keeps the better score: the story's words then neither shut the gate on a question the FAQ
-    covers nor push the entries the question points to off the "did you mean" list.
-    `candidates`: the whole message's, when the caller already has them."""
+def judge(
+    index: Index,
+    text: str,
+    mc: MatcherConfig,
+    candidates: tuple[Candidate, ...] | None = None,
+    wanted: Callable[[Verdict], str | None] | None = None,
+) -> Verdict:
+    """The matcher's verdict on a message, looking at the asking part of a long one (a story, then a
+    question: bot/understanding/asking.py) when the story's words get in the way:
+    - the whole message is rejected: the asking part is matched on its own, and when it is on topic
+      the verdict is made on both (each entry with its better score), so the story does not shut the
+      gate on a question the FAQ covers;
+    - `asking_top`: the matcher's top entry for the asking part alone, which a direct answer may
+      agree with (bot/understanding/decide.py) when the story pulls the whole message's elsewhere.
+    `candidates`: the whole message's, when the caller already has them. `wanted`: the entry the
+    caller would answer on a verdict; the asking part is then matched only when it can matter (the
+    whole is rejected, or `wanted` is not the whole message's top entry). Pure."""
     limit = max(5, mc.max_suggestions + 1)
     if candidates is None:
         candidates = tuple(index.match(text, limit=limit))
     whole = verdict(candidates, mc)
-    asking = asking_text(text)
+    asking = asking_text(text) if whole.kind == FALLBACK or _may_differ(whole, wanted) else text
     asking_top = None
     if asking != text:
         asked = tuple(index.match(asking, limit=limit))
@@ -83,4 +94,13 @@ def judge(index: Index, text: str, mc: MatcherConfig, candidates: tuple[Candidat
         if whole.kind == FALLBACK:
             merged = verdict(merge(candidates, asked, limit), mc)
             whole = whole if merged.kind == FALLBACK else merged
+    if whole.kind == FALLBACK:  # nothing past the gate looks at the rest
+        return replace(whole, asking_top=asking_top)
     return replace(whole, other_services=len(index.off_topic_words(text)), asking_top=asking_top)
+
+
+def _may_differ(v: Verdict, wanted: Callable[[Verdict], str | None] | None) -> bool:
+    if wanted is None:
+        return True
+    top = v.top
+    return top is None or wanted(v) != top.entry_id
