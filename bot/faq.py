@@ -48,7 +48,9 @@ ALLOWED_TAGS = {
 CALLBACK_LIMIT = 64
 ENTRY_ID_FORMATS = ("faq:{}", "fb:{}:1", "fb:{}:0", "en_{}")
 SECTION_ID_FORMATS = ("sec:{}",)
-SPECIAL_FILES = {"ui.yaml", "synonyms.yaml", TAUGHT_FILE}
+OFF_TOPIC_FILE = "off_topic.yaml"  # messages the FAQ does not cover, for the learned ranker to learn "not ours"
+SPECIAL_FILES = {"ui.yaml", "synonyms.yaml", TAUGHT_FILE, OFF_TOPIC_FILE}
+OFF_TOPIC_MAX = 600  # characters of one off-topic phrasing (a long story is fine, a whole letter is not)
 ENTRY_KEYS = {"id", "sources", "link", "reviewed", "urgent", "related", "section"}
 LANG_KEYS = {"checked", "title", "questions", "keywords", "answer"}
 
@@ -96,6 +98,9 @@ class FAQ:
     taught: tuple[Taught, ...] = ()  # faq/taught.yaml, already among their entries' questions
     # who checked each UI text in each language (key → language → mark; "draft" until a native reader has)
     ui_checked: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # faq/off_topic.yaml: messages the FAQ does not cover (any language), in file order; the learned
+    # ranker learns "not ours" from them (bot/understanding/ranker.py), nothing answers with them
+    off_topic: tuple[str, ...] = ()
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -731,6 +736,63 @@ def _load_synonyms(ctx: _Ctx, path: Path, shown: str) -> tuple[tuple[str, ...], 
     return tuple(out)
 
 
+def _load_off_topic(ctx: _Ctx, path: Path, shown: str) -> tuple[tuple[str, str, int], ...]:
+    """faq/off_topic.yaml: subject → list of phrasings, as (text, file, line) in file order."""
+    try:
+        data = read_yaml(path, shown)
+    except YamlProblem as exc:
+        ctx.p.error(exc.path, exc.line, exc.message)
+        return ()
+    _control_problems(ctx, shown, data)
+    if data is None:
+        return ()
+    if not isinstance(data, LineDict):
+        ctx.p.error(shown, 1, f"{OFF_TOPIC_FILE} lists phrasings under subjects: 'weather:' then '- ...' lines")
+        return ()
+    out: list[tuple[str, str, int]] = []
+    seen: dict[str, int] = {}
+    for subject, items in data.items():
+        line = data.line_of(subject)
+        if not isinstance(items, LineList) or not items:
+            ctx.p.error(shown, line, f"subject '{subject}' must be a list of phrasings, one per '- ' line")
+            continue
+        for i, text in enumerate(items):
+            at = items.line_at(i)
+            if not isinstance(text, str) or not text.strip():
+                hint = ": put it in quotes" if isinstance(text, int | float) else ""
+                ctx.p.error(shown, at, f"subject '{subject}': each phrasing must be a text{hint}")
+                continue
+            text = " ".join(text.split())
+            if len(text) > OFF_TOPIC_MAX:
+                ctx.p.error(shown, at, f"the phrasing is longer than {OFF_TOPIC_MAX} characters: shorten it")
+                continue
+            key = _phrase_key(text)
+            if key in seen:
+                ctx.p.warn(shown, at, f"the same phrasing is already on line {seen[key]}")
+                continue
+            seen[key] = at
+            out.append((text, shown, at))
+    return tuple(out)
+
+
+def _off_topic_clashes(
+    p: Problems,
+    phrasings: Iterable[tuple[str, str, str, str, int, Any]],
+    off_topic: Iterable[tuple[str, str, int]],
+) -> None:
+    """An off-topic phrasing that is also an entry's question would teach the bot both at once."""
+    questions = {key: (entry_id, lang) for key, entry_id, lang, *_ in phrasings if key}
+    for text, file, line in off_topic:
+        clash = questions.get(_phrase_key(text))
+        if clash is not None:
+            p.error(
+                file,
+                line,
+                f"this off-topic phrasing is also a question of entry '{clash[0]}' ({clash[1]}): "
+                "keep it in one place (delete it here if the entry answers it)",
+            )
+
+
 def _control_problems(ctx: _Ctx, file: str, data: Any) -> None:
     for line, where, name in control_characters(data):
         ctx.p.error(
@@ -876,6 +938,8 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
         p.error(shown(ui_path), 1, "ui.yaml (the bot's own texts) is missing")
     syn_path = base / "synonyms.yaml"
     synonyms = _load_synonyms(ctx, syn_path, shown(syn_path)) if syn_path.exists() or syn_path.is_symlink() else ()
+    off_path = base / OFF_TOPIC_FILE
+    off_topic = _load_off_topic(ctx, off_path, shown(off_path)) if off_path.exists() or off_path.is_symlink() else ()
 
     entries: dict[str, Entry] = {}
     sections: list[Section] = []
@@ -955,6 +1019,7 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
             elif rel == entry.id:
                 p.error(entry.file, entry.related_line, f"entry '{entry.id}' lists itself as related")
     _duplicate_phrasings(p, ctx.phrasings)
+    _off_topic_clashes(p, ctx.phrasings, off_topic)
     _draft_warnings(p, entries.values())
     if p.errors:
         raise ContentError(p.errors)
@@ -966,6 +1031,7 @@ def load_faq(faq_dir: Path, config: Config, today: dt.date, problems: Problems |
         warnings=tuple(str(w) for w in p.warnings),
         taught=taught,
         ui_checked=ui.checked,
+        off_topic=tuple(text for text, _, _ in off_topic),
     )
 
 

@@ -137,8 +137,8 @@ def test_a_faq_the_ranker_cannot_learn_from_fails_with_a_clear_message(knowledge
         )
         for e in faq.entries.values()
     }
-    with pytest.raises(ContentError) as exc:
-        ranker_model(dataclasses.replace(faq, entries=blank), None)
+    with pytest.raises(ContentError) as exc:  # (its off-topic phrasings blank too: nothing to learn from)
+        ranker_model(dataclasses.replace(faq, entries=blank, off_topic=("🙂",)), None)
     assert "learned ranker could not be trained" in str(exc.value.problems[0])
 
 
@@ -162,8 +162,8 @@ TEXTS = st.one_of(
 def test_scores_are_finite_for_any_text(knowledge: Knowledge, text: str) -> None:
     r = knowledge.understanding.ranker
     assert r is not None
-    scores = r.scores(text)
-    assert scores.shape == (len(r.classes),) and np.isfinite(scores).all()
+    scores = r.scores(text)  # every class of the model: the entries and the off-topic class
+    assert scores.shape == (len(r.model.classes),) == (len(r.classes) + 1,) and np.isfinite(scores).all()
     ranked = r.rank(text, 3)
     assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]
 

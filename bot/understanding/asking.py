@@ -118,11 +118,22 @@ LEADING_QUESTION_WORDS = frozenset(
 )
 
 
-def _asks(part: str) -> bool:
-    if "?" in part or "？" in part:
+def _marked(part: str) -> bool:
+    return "?" in part or "？" in part
+
+
+def _asks(part: str, strict: bool = False) -> bool:
+    """Does the part ask? A question mark, or a question word; `strict` (the message has question
+    marks elsewhere): a question word only at the start of the part, since in the middle of a story
+    что, где, можно, могу are mostly not questions ("работаем где придется")."""
+    if _marked(part):
         return True
     words = tokens(normalize(part))
-    return bool(words) and (words[0] in LEADING_QUESTION_WORDS or any(w in QUESTION_WORDS for w in words))
+    if not words:
+        return False
+    if words[0] in LEADING_QUESTION_WORDS or words[0] in QUESTION_WORDS:
+        return True
+    return not strict and any(w in QUESTION_WORDS for w in words)
 
 
 def split_parts(text: str) -> list[str]:
@@ -137,7 +148,8 @@ def weighted_parts(text: str) -> list[tuple[str, float]]:
     parts = split_parts(text)
     if len(parts) < 2:
         return [(text, 1.0)]
-    asking = [_asks(p) for p in parts]
+    strict = any(_marked(p) for p in parts)
+    asking = [_asks(p, strict) for p in parts]
     if not any(asking) or all(asking):
         return [(p, 1.0) for p in parts]
     return [(p, 1.0 if a else STORY_WEIGHT) for p, a in zip(parts, asking, strict=True)]

@@ -2,21 +2,24 @@
 
     .venv/bin/python -m bot.understanding.calibrate [--config config.yaml] [--faq faq/] [--folds 5]
 
-Cross-validation on the FAQ: the questions of every entry and language are dealt into folds; for
-each fold the ranker is trained and the matcher's index built on a FAQ without that fold's
-questions, and each held-out question is asked as written, as a noisy copy (typos,
-bot/understanding/augment.py) and inside a short made-up story (a long message). The off-topic
-messages of bot/data/off_topic.yaml (and noisy copies) are asked of every fold as negatives. From
-those rows: the matcher's weight W in the combined ranking (the best held-out top-1), a logistic
-model of "the top entry is right", and the two thresholds:
+Cross-validation on the FAQ: the questions of every entry and language, and the off-topic phrasings
+of faq/off_topic.yaml, are dealt into folds; for each fold the ranker is trained and the matcher's
+index built on a FAQ without that fold's questions and off-topic phrasings, and each held-out one is
+asked as written, as a noisy copy (typos, bot/understanding/augment.py) and sometimes inside a short
+made-up story (a long message; an off-topic question after a refugee's story too). From those rows:
+- the rejection model (decide.REJECT_FEATURES → "off-topic") and its threshold reject_p: the lowest
+  at which at most REJECT_COST of the held-out in-scope messages lose an entry the ranker had right;
+- the matcher's weight W in the combined ranking (the best held-out top-1), a logistic model of
+  "the top entry is right", and two thresholds:
 - answer_p: the lowest probability at which held-out direct answers are right at least
   ANSWER_PRECISION of the time (negatives count as wrong answers). Held-out phrasings with two
-  typos and a fifth of the FAQ gone are harder than real messages: 0.92 here has given 0.977-0.984
-  on the development sets (tests/data/eval*.yaml);
+  typos and a fifth of the FAQ gone are harder than real messages: 0.92 here has given 0.96-0.99
+  on the tuning sets (tests/data/eval*.yaml);
 - suggest_p: the highest probability that still shows SHOWN of the right first entries among the
-  held-out messages the gate lets through (the rest of the off-topic work is the gate's).
-Messages the gate (the matcher's verdict) rejects are left out of the fit: they get the fallback.
-No evaluation set (tests/data) is read. Run it again after a large change of the FAQ or the ranker.
+  held-out messages the gate lets through.
+Messages the gate (the matcher's verdict) rejects are left out of the fit: they get the fallback;
+so are those the rejection model rejects, for the second model. No evaluation set (tests/data) is
+read. Run it again after a large change of the FAQ, faq/off_topic.yaml or the ranker (about 1-2 min).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bot.config import Config, load_config
 from bot.content import resolve_faq_dir
@@ -51,14 +53,15 @@ from bot.understanding.decide import (
     agrees,
     combined_ranking,
     features,
+    reject_features,
+    rejects,
 )
-from bot.understanding.gate import FALLBACK, SUGGEST, Verdict, verdict
+from bot.understanding.gate import FALLBACK, SUGGEST, Verdict, judge
 
 ANSWER_PRECISION = 0.92
-NEGATIVE_WEIGHT = 10.0
 SHOWN = 0.995
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
-OFF_TOPIC_FILE = Path(__file__).resolve().parent.parent / "data" / "off_topic.yaml"
+REJECT_COST = 0.002  # share of held-out in-scope messages the rejection model may take from a right ranker top
 
 # made-up openings of a worried message, to ask a held-out question inside a story
 STORIES = {
@@ -83,9 +86,10 @@ class Row:
     verdict: Verdict
     words: int
     expect: str | None
+    off_topic: float | None = None  # the ranker's off-topic class's value
 
 
-def _without(faq: FAQ, held: set[tuple[str, str, int]]) -> FAQ:
+def _without(faq: FAQ, held: set[tuple[str, str, int]], held_off: frozenset[int] = frozenset()) -> FAQ:
     entries = {}
     for e in faq.entries.values():
         langs = {
@@ -95,12 +99,8 @@ def _without(faq: FAQ, held: set[tuple[str, str, int]]) -> FAQ:
             for lang, b in e.langs.items()
         }
         entries[e.id] = dataclasses.replace(e, langs=langs)
-    return dataclasses.replace(faq, entries=entries)
-
-
-def _off_topic() -> list[str]:
-    raw = yaml.safe_load(OFF_TOPIC_FILE.read_text("utf-8"))
-    return [str(text) for texts in raw.values() for text in texts]
+    off_topic = tuple(text for i, text in enumerate(faq.off_topic) if i not in held_off)
+    return dataclasses.replace(faq, entries=entries, off_topic=off_topic)
 
 
 def collect(faq: FAQ, config: Config, folds: int, seed: int = 7) -> list[Row]:
@@ -115,12 +115,17 @@ def collect(faq: FAQ, config: Config, folds: int, seed: int = 7) -> list[Row]:
     order = list(range(len(questions)))
     rng.shuffle(order)
     fold_of = {questions[j][:3]: n % folds for n, j in enumerate(order)}
-    negatives = _off_topic()
+    # the off-topic phrasings are dealt into the folds too: each is asked of a ranker that never saw it
+    negatives = list(faq.off_topic)
+    off_order = list(range(len(negatives)))
+    rng.shuffle(off_order)
+    off_fold = {j: n % folds for n, j in enumerate(off_order)}
     rows: list[Row] = []
     for f in range(folds):
         t0 = time.perf_counter()
         held = {key for key, v in fold_of.items() if v == f}
-        part = _without(faq, held)
+        held_off = frozenset(j for j, v in off_fold.items() if v == f)
+        part = _without(faq, held, held_off)
         index = Index(part)
         ranker = rk.Ranker(rk.train(rk.training_data(rk.phrasings(part))))
         asks: list[tuple[str, str | None]] = []
@@ -131,15 +136,16 @@ def collect(faq: FAQ, config: Config, folds: int, seed: int = 7) -> list[Row]:
             asks.append((augment.noisy(q, rng), entry_id))
             if rng.random() < 0.35:
                 asks.append((f"{rng.choice(STORIES.get(lang, STORIES['en']))} {q}", entry_id))
-        for text in negatives:
-            asks.append((text, None))
-            asks.append((augment.noisy(text, rng), None))
+        for j in sorted(held_off):
+            asks.append((negatives[j], None))
+            asks.append((augment.noisy(negatives[j], rng), None))
+            if rng.random() < 0.35:  # someone who tells their story, then asks about something else
+                asks.append((f"{rng.choice(STORIES[rng.choice(sorted(STORIES))])} {negatives[j]}", None))
         for text, expect in asks:
             if not index.content_terms(text):
                 continue  # small talk or empty: never reaches the decision
-            cands = tuple(index.match(text, limit=max(5, mc.max_suggestions + 1)))
-            scores = ranker.rank(text, limit=len(ranker.classes))
-            rows.append(Row(scores, verdict(cands, mc), len(normalize(text).split()), expect))
+            scores, off_topic = ranker.assess(text)
+            rows.append(Row(scores, judge(index, text, mc), len(normalize(text).split()), expect, off_topic))
         print(f"fold {f + 1}/{folds}: {len(asks)} messages, {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return rows
 
@@ -149,11 +155,32 @@ def _table(rows: Sequence[Row], w: float) -> tuple[Any, Any, Any, Any]:
     x, right, negative, agree = [], [], [], []
     for r in rows:
         ranking = combined_ranking(r.ranker_scores, r.verdict, w)
-        x.append(features(ranking, r.ranker_scores, r.verdict, r.words))
+        x.append(features(ranking, r.ranker_scores, r.verdict, r.words, r.off_topic))
         right.append(r.expect is not None and ranking[0][0] == r.expect)
         negative.append(r.expect is None)
         agree.append(agrees(ranking, r.verdict) and not (r.verdict.kind == SUGGEST and r.words <= SHORT_WORDS))
     return np.array(x), np.array(right), np.array(negative), np.array(agree)
+
+
+def fit_rejection(rows: Sequence[Row]) -> tuple[tuple[float, ...], float, float]:
+    """The rejection model (decide.REJECT_FEATURES → "off-topic"), fitted on the rows the gate lets
+    through, and its threshold: the lowest probability at which at most REJECT_COST of the held-out
+    in-scope messages lose an entry the ranker had right. (coefficients, intercept, threshold)"""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([reject_features(r.ranker_scores, r.off_topic, r.verdict, r.words) for r in rows])
+    off = np.array([r.expect is None for r in rows])
+    if off.all() or not off.any():
+        return (), 0.0, 1.0
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(x, off)
+    p = model.predict_proba(x)[:, 1]
+    right = np.array([r.expect is not None and r.ranker_scores[0][0] == r.expect for r in rows])
+    kept_right = np.sort(p[right])
+    allowed = int(REJECT_COST * int((~off).sum()))
+    # just above the (allowed + 1)-th most off-topic-looking message whose ranker top was right
+    reject_p = float(kept_right[-(allowed + 1)]) + 1e-6 if len(kept_right) > allowed else 0.5
+    return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]), round(min(reject_p, 1.0), 6)
 
 
 def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
@@ -161,6 +188,10 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
 
     everything = rows
     rows = [r for r in rows if r.verdict.kind != FALLBACK]  # the gate decides those: fallback
+    reject_coef, reject_intercept, reject_p = fit_rejection(rows)
+    probe = Calibration(0.0, (), 0.0, 1.0, 1.0, reject_coef, reject_intercept, reject_p)
+    cut = [r for r in rows if rejects(r.ranker_scores, r.off_topic, r.verdict, r.words, probe)]
+    rows = [r for r in rows if not rejects(r.ranker_scores, r.off_topic, r.verdict, r.words, probe)]
     positives = [r for r in rows if r.expect is not None]
     top1 = {}
     for w in WEIGHTS:
@@ -183,7 +214,16 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
     pos_right = np.sort(p[~negative & right])[::-1]
     suggest_p = float(round(pos_right[int(SHOWN * len(pos_right))] - 1e-4, 4)) if len(pos_right) else 0.1
     suggest_p = max(0.0, min(suggest_p, answer_p))
-    cal = Calibration(best_w, tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0]), answer_p, suggest_p)
+    cal = Calibration(
+        best_w,
+        tuple(float(c) for c in model.coef_[0]),
+        float(model.intercept_[0]),
+        answer_p,
+        suggest_p,
+        reject_coef,
+        reject_intercept,
+        reject_p,
+    )
     pos = ~negative
     all_negatives = sum(r.expect is None for r in everything)
     all_positives = len(everything) - all_negatives
@@ -191,7 +231,12 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
         "rows": len(everything),
         "negatives": all_negatives,
         "past_the_gate": len(rows),
-        "negatives_past_the_gate": int(negative.sum()),
+        "rejected_by_the_rejection_model": {
+            "negatives": sum(r.expect is None for r in cut),
+            "positives": sum(r.expect is not None for r in cut),
+            "positives_whose_ranker_top_was_right": sum(r.ranker_scores[0][0] == r.expect for r in cut),
+        },
+        "negatives_past_the_gate_and_the_rejection_model": int(negative.sum()),
         "top1_by_weight": top1,
         "held_out_top1_past_the_gate": float(right[pos].mean()),
         "held_out_direct": float(((p >= answer_p) & agree)[pos].sum() / all_positives),
@@ -205,9 +250,11 @@ def fit(rows: Sequence[Row]) -> tuple[Calibration, dict[str, Any]]:
 
 
 def compare(rows: Sequence[Row], cal: Calibration) -> dict[str, dict[str, float]]:
-    """Held-out figures of the matcher alone, the ranker alone (its top entry answered, never
-    rejecting) and the combination, on the same rows (strict top-1, shown-first, rejection)."""
+    """Held-out figures of the matcher alone, the ranker alone (its top entry answered unless its
+    value is not positive or its off-topic class wins) and the combination, on the same rows
+    (strict top-1, shown-first, rejection)."""
     from bot.understanding.decide import decide, from_verdict
+    from bot.understanding.pipeline import ranker_alone
 
     out: dict[str, dict[str, float]] = {}
     positives = [r for r in rows if r.expect is not None]
@@ -217,9 +264,14 @@ def compare(rows: Sequence[Row], cal: Calibration) -> dict[str, dict[str, float]
         for r in rows:
             first: str | None
             if name == "ranker":
-                kind, first = "answer", r.ranker_scores[0][0]
+                d = ranker_alone(r.ranker_scores, r.verdict, r.off_topic)
+                kind, first = d.kind, d.entry_id
             else:
-                d = from_verdict(r.verdict) if name == "matcher" else decide(r.ranker_scores, r.verdict, r.words, cal)
+                d = (
+                    from_verdict(r.verdict)
+                    if name == "matcher"
+                    else decide(r.ranker_scores, r.verdict, r.words, cal, off_topic=r.off_topic)
+                )
                 kind = d.kind
                 first = d.entry_id if d.kind == "answer" else (d.suggestions[0] if d.suggestions else None)
             if r.expect is None:

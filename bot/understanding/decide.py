@@ -3,20 +3,25 @@
 0. The gate: a message the matcher rejects (its verdict is the fallback) gets the fallback: words
    the FAQ never uses, or that name other services, are the matcher's strength, and a classifier
    trained only on in-scope phrasings always finds *some* entry.
-1. Entries are ranked by z = (ranker's decision value) + W x (matcher's score); an entry outside
+1. Rejection, learnt: a small logistic model (REJECT_FEATURES: the ranker's off-topic class's value
+   and its lead over the best entry, how sure each engine is, whether they agree, the length of the
+   message, words that name other services) gives the probability that the message is one the FAQ
+   does not cover; at or above `reject_p`, the fallback.
+2. Entries are ranked by z = (ranker's decision value) + W x (matcher's score); an entry outside
    the matcher's candidates gets no matcher score.
-2. A small logistic model turns what the two say about the top entry (its z and its lead over the
+3. A second logistic model turns what the two say about the top entry (its z and its lead over the
    next, each one's own score and lead, whether they agree, the matcher's verdict and coverage, the
-   length of the message) into the probability that the top entry is right and the message is one the FAQ covers.
-3. At or above `answer_p`, when the matcher's own top entry is the same (a wrong direct answer
-   is the worst outcome: when the two disagree the person chooses) and the message is not one or
-   two words the matcher is unsure about, the entry is answered; at or above `suggest_p` the best
-   few are offered as "did you mean"; below, the fallback.
+   length of the message, the off-topic value) into the probability that the top entry is right.
+4. At or above `answer_p`, when the matcher's own top entry is the same (for the whole message or
+   for the asking part of a long one: a wrong direct answer is the worst outcome, so when the two
+   disagree the person chooses) and the message is not one or two words the matcher is unsure
+   about, the entry is answered; at or above `suggest_p` the best few are offered as "did you
+   mean"; below, the fallback.
 
-W, the logistic weights and the two thresholds are calibrated on training data only, by
-`python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and noisy
-copies of them, plus the off-topic messages of bot/data/off_topic.yaml), never on a user's message,
-and stored in calibration.json beside this file. Pure: no I/O (the calibration is read once at import).
+W, both models and the thresholds are calibrated on training data only, by
+`python -m bot.understanding.calibrate` (cross-validation folds of the FAQ's own phrasings and of
+faq/off_topic.yaml, with noisy copies and made-up stories), never on a user's message, and stored
+in calibration.json beside this file. Pure: no I/O (the calibration is read once at import).
 """
 
 from __future__ import annotations
@@ -45,7 +50,23 @@ FEATURES = (
     "coverage_of_pick",
     "coverage_top",
     "long",
+    "off_topic",
+    "off_topic_lead",
 )
+# what the rejection model looks at: is this message one the FAQ does not cover at all?
+REJECT_FEATURES = (
+    "off_topic",
+    "ranker_top",
+    "off_topic_lead",
+    "ranker_gap",
+    "matcher_top",
+    "coverage_top",
+    "verdict_answer",
+    "long",
+    "ranker_agrees_with_matcher",
+    "other_services",
+)
+NO_OFF_TOPIC = -1.0  # the off-topic value of a model without that class (a clear "no" for a linear SVM)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 SHORT_WORDS = 2
 
@@ -57,10 +78,18 @@ class Calibration:
     intercept: float
     answer_p: float
     suggest_p: float
+    # the rejection model (REJECT_FEATURES): at or above reject_p the message gets the fallback;
+    # without one (no coefficients) nothing is rejected this way
+    reject_coef: tuple[float, ...] = ()
+    reject_intercept: float = 0.0
+    reject_p: float = 1.0
 
     def probability(self, feats: Sequence[float]) -> float:
-        t = self.intercept + sum(c * f for c, f in zip(self.coef, feats, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
+        return _logistic(self.intercept, self.coef, feats)
+
+    def off_topic_probability(self, feats: Sequence[float]) -> float:
+        """The rejection model's probability that the message is one the FAQ does not cover."""
+        return _logistic(self.reject_intercept, self.reject_coef, feats) if self.reject_coef else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,11 +99,15 @@ class Calibration:
             "intercept": self.intercept,
             "answer_p": self.answer_p,
             "suggest_p": self.suggest_p,
+            "reject_features": list(REJECT_FEATURES),
+            "reject_coef": list(self.reject_coef),
+            "reject_intercept": self.reject_intercept,
+            "reject_p": self.reject_p,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Calibration:
-        if list(raw["features"]) != list(FEATURES):
+        if list(raw["features"]) != list(FEATURES) or list(raw["reject_features"]) != list(REJECT_FEATURES):
             raise ValueError("calibration.json was made for other features: run python -m bot.understanding.calibrate")
         return cls(
             float(raw["matcher_weight"]),
@@ -82,7 +115,15 @@ class Calibration:
             float(raw["intercept"]),
             float(raw["answer_p"]),
             float(raw["suggest_p"]),
+            tuple(float(c) for c in raw["reject_coef"]),
+            float(raw["reject_intercept"]),
+            float(raw["reject_p"]),
         )
+
+
+def _logistic(intercept: float, coef: Sequence[float], feats: Sequence[float]) -> float:
+    t = intercept + sum(c * f for c, f in zip(coef, feats, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +156,7 @@ def features(
     ranker_scores: Sequence[tuple[str, float]],
     verdict: Verdict,
     words: int,
+    off_topic: float | None = None,
 ) -> list[float]:
     """What the decision looks at, in FEATURES order (`ranker_scores`: best first, at least two)."""
     pick, z_top = ranking[0]
@@ -124,6 +166,7 @@ def features(
     ranker_gap = ranker_scores[0][1] - ranker_scores[1][1] if len(ranker_scores) > 1 else 1.0
     top = verdict.top
     pick_candidate = next((c for c in verdict.candidates if c.entry_id == pick), None)
+    off = NO_OFF_TOPIC if off_topic is None else off_topic
     return [
         z_top,
         z_gap,
@@ -137,6 +180,8 @@ def features(
         pick_candidate.coverage if pick_candidate is not None else 0.0,
         top.coverage if top is not None else 0.0,
         math.log1p(words) / 3.0,
+        off,
+        off - ranker_scores[0][1],
     ]
 
 
@@ -146,16 +191,20 @@ def decide(
     words: int,
     calibration: Calibration,
     max_suggestions: int = 3,
+    off_topic: float | None = None,
 ) -> Decision:
     """The decision for one message (see the module docstring). `ranker_scores`: every entry's
-    decision value, best first; empty when there is no learned ranker (the matcher's verdict stands)."""
+    decision value, best first; empty when there is no learned ranker (the matcher's verdict stands).
+    `off_topic`: the ranker's off-topic class's value (None: a model without one)."""
     if len(ranker_scores) < 2:
         return from_verdict(verdict)
     ranking = combined_ranking(ranker_scores, verdict, calibration.matcher_weight)
     shown = tuple(ranking)
     if verdict.kind == FALLBACK:  # the gate: what the matcher finds the FAQ does not cover stays out
         return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
-    p = calibration.probability(features(ranking, ranker_scores, verdict, words))
+    if rejects(ranker_scores, off_topic, verdict, words, calibration):  # learnt "not ours"
+        return Decision(FALLBACK, None, (), 0.0, shown, verdict.candidates)
+    p = calibration.probability(features(ranking, ranker_scores, verdict, words, off_topic))
     # one or two words that the matcher finds several entries about ("документы"): the person chooses
     # (held out, such direct answers were right 14 times in 18: far below the rest)
     unsure_and_short = verdict.kind == SUGGEST and words <= SHORT_WORDS
@@ -167,10 +216,50 @@ def decide(
     return Decision(FALLBACK, None, (), p, shown, verdict.candidates)
 
 
-def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:
-    """Is the combined top entry the matcher's top too? A direct answer needs both to say so."""
+def reject_features(
+    ranker_scores: Sequence[tuple[str, float]], off_topic: float | None, verdict: Verdict, words: int
+) -> list[float]:
+    """What the rejection model looks at, in REJECT_FEATURES order (`ranker_scores`: best first, at
+    least two): the ranker's off-topic value and how far it is from the best entry's, how sure each
+    engine is of its best entry, whether they agree, the length of the message."""
+    off = NO_OFF_TOPIC if off_topic is None else off_topic
     top = verdict.top
-    return top is not None and bool(ranking) and ranking[0][0] == top.entry_id
+    ranker_top = ranker_scores[0][1]
+    return [
+        off,
+        ranker_top,
+        off - ranker_top,
+        ranker_top - ranker_scores[1][1],
+        top.score if top is not None else 0.0,
+        top.coverage if top is not None else 0.0,
+        float(verdict.kind == ANSWER),
+        math.log1p(words) / 3.0,
+        float(top is not None and top.entry_id == ranker_scores[0][0]),
+        min(verdict.other_services, 2) / 2.0,
+    ]
+
+
+def rejects(
+    ranker_scores: Sequence[tuple[str, float]],
+    off_topic: float | None,
+    verdict: Verdict,
+    words: int,
+    calibration: Calibration,
+) -> bool:
+    """Does the rejection model find the message off-topic (at or above reject_p)?"""
+    if not calibration.reject_coef or len(ranker_scores) < 2:
+        return False
+    feats = reject_features(ranker_scores, off_topic, verdict, words)
+    return calibration.off_topic_probability(feats) >= calibration.reject_p
+
+
+def agrees(ranking: Sequence[tuple[str, float]], verdict: Verdict) -> bool:
+    """Is the combined top entry the matcher's top too (for the whole message, or for the asking part
+    of a long one)? A direct answer needs both to say so."""
+    top = verdict.top
+    if not ranking or top is None:
+        return False
+    return ranking[0][0] in (top.entry_id, verdict.asking_top)
 
 
 def from_verdict(verdict: Verdict) -> Decision:

@@ -11,6 +11,12 @@ and on noisy copies of them typed as people type (bot/understanding/augment.py).
 - Serving: plain numpy arrays (vocabulary, IDF, weights, intercepts), so a model can be cached as
   arrays and served without importing scikit-learn; `Ranker.scores` is one gather and one sum.
 
+Besides one class per entry, the model has an off-topic class (OFF_TOPIC), learnt from the messages
+the FAQ does not cover (faq/off_topic.yaml: weather, money exchange, sport, citizens' paperwork...),
+so "not ours" is learnt like any entry instead of written as rules; its decision value is one of
+the things the decision weighs (bot/understanding/decide.py). It is never an entry: `rank` leaves it
+out, `assess` gives it beside the entries' ranking.
+
 A FAQ with more than MAX_ENTRIES entries gets no learned ranker (a one-vs-rest model of hundreds or
 thousands of classes takes too long to train while loading: minutes); the matcher then decides alone.
 """
@@ -35,7 +41,9 @@ from bot.understanding import augment
 from bot.understanding.asking import weighted_parts
 
 # bump when features, augmentation or training change: a cached model of another version is retrained
-CODE_VERSION = "ranker-3"
+CODE_VERSION = "ranker-4"
+# the off-topic class's label: not a kebab-case id, so no entry can ever be called that
+OFF_TOPIC = "~off-topic"
 # one-vs-rest training grows with entries x phrasings: 40 entries train in about 7 s of CPU, 100 would
 # take about 30 s; beyond this the matcher decides alone (see README, Capacity)
 MAX_ENTRIES = 100
@@ -100,13 +108,15 @@ class TrainingData:
 
 
 def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
-    """(entry id, kind, text) of every title, question and keyword, every language, in file order."""
+    """(entry id, kind, text) of every title, question and keyword, every language, in file order;
+    then (OFF_TOPIC, "question", text) of every off-topic phrasing (faq/off_topic.yaml)."""
     out: list[tuple[str, str, str]] = []
     for entry in faq.entries.values():
         for block in entry.langs.values():
             out.append((entry.id, "title", block.title))
             out.extend((entry.id, "question", q) for q in block.questions)
             out.extend((entry.id, "keyword", k) for k in block.keywords)
+    out.extend((OFF_TOPIC, "question", text) for text in faq.off_topic)
     return out
 
 
@@ -214,11 +224,14 @@ class Ranker:
 
     def __init__(self, model: RankerModel) -> None:
         self.model = model
-        self.classes = model.classes
-        self._number = {e: i for i, e in enumerate(model.classes)}
+        entries = [i for i, c in enumerate(model.classes) if c != OFF_TOPIC]
+        self._entries = np.array(entries, dtype=np.int64)
+        self.classes = tuple(model.classes[i] for i in entries)  # the entries (never OFF_TOPIC)
+        self._off = model.classes.index(OFF_TOPIC) if OFF_TOPIC in model.classes else None
 
     def scores(self, text: str) -> Any:
-        """Decision values (float32, one per entry in `classes` order); the intercepts for an empty text."""
+        """Decision values (float32, one per class of the model, `model.classes` order: the entries
+        and OFF_TOPIC when it has one); the intercepts for an empty text."""
         m = self.model
         chars, words = _message_features(text)
         cols, vals = _vector(m.vocab, m.n_chars, m.idf, chars, words)
@@ -227,11 +240,18 @@ class Ranker:
         out: Any = vals @ m.weights[cols] + m.intercept
         return out
 
+    def assess(self, text: str, limit: int | None = None) -> tuple[list[tuple[str, float]], float | None]:
+        """(the `limit` best entries with their decision values, best first, ties by entry order;
+        every entry when `limit` is None) and the off-topic class's value (None: a model without one)."""
+        s = self.scores(text)
+        entry_scores = s[self._entries]
+        order = np.argsort(-entry_scores, kind="stable")[: len(self.classes) if limit is None else limit]
+        ranking = [(self.classes[i], float(entry_scores[i])) for i in order]
+        return ranking, (float(s[self._off]) if self._off is not None else None)
+
     def rank(self, text: str, limit: int = 5) -> list[tuple[str, float]]:
         """The `limit` best entries with their decision values, best first (ties by entry order)."""
-        s = self.scores(text)
-        order = np.argsort(-s, kind="stable")[:limit]
-        return [(self.classes[i], float(s[i])) for i in order]
+        return self.assess(text, limit)[0]
 
 
 def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
@@ -314,22 +334,23 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
     x = _matrix(indptr, cols, counts, idf, n_chars, len(vocab))
     classes = sorted(set(data.labels))
-    if len(classes) < 2:
+    if sum(c != OFF_TOPIC for c in classes) < 2:
         raise ValueError("the ranker needs at least two entries to tell apart")
     number = {c: i for i, c in enumerate(classes)}
     y = np.array([number[label] for label in data.labels])
     clf = classifier()
     clf.fit(x, y)
     coef, bias = np.asarray(clf.coef_), np.asarray(clf.intercept_)
-    if coef.shape[0] == 1 and len(classes) == 2:  # two entries: one decision value, positive for the second
-        coef, bias = np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
+    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one hyperplane, for the second class
+        coef, bias = np.vstack([-coef, coef]), np.concatenate([-bias, bias])
     weights = np.ascontiguousarray(coef.T, dtype=np.float32)
     intercept = np.asarray(bias, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
 
 
 def trainable(faq: FAQ) -> bool:
-    """Does this FAQ get a learned ranker? (two entries at least, MAX_ENTRIES at most)"""
+    """Does this FAQ get a learned ranker? (two entries at least, MAX_ENTRIES at most; the off-topic
+    class does not count)"""
     return 2 <= len(faq.entries) <= MAX_ENTRIES
 
 
