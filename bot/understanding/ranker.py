@@ -47,10 +47,17 @@ SEED = 12
 MIN_DF = 2  # a feature must occur in this many training texts to get a column
 
 
-@lru_cache(maxsize=16_384)  # a word's 30-odd grams: about 3 KB, so at most about 50 MB
-def _word_grams(word: str) -> tuple[str, ...]:
+def _grams(word: str) -> tuple[str, ...]:
+    """A word's character 2-5-grams with its edges."""
     w = f" {word} "
     return tuple(w[i : i + n] for n in (2, 3, 4, 5) for i in range(len(w) - n + 1))
+
+
+# serving: a word's 30-odd grams are about 3 KB, so at most about 50 MB. Training keeps its own
+# small cache (`_interned`): 16,384 training words' grams cost 30 MB at training's peak and saved
+# under a tenth of a second.
+_word_grams = lru_cache(maxsize=16_384)(_grams)
+TRAINING_GRAM_CACHE = 1024
 
 
 def _readings(text: str) -> list[list[str]]:
@@ -70,14 +77,14 @@ def _readings(text: str) -> list[list[str]]:
 Counts = dict[str, float]
 
 
-def raw_features(text: str) -> tuple[Counts, Counts]:
+def raw_features(text: str, grams: Callable[[str], tuple[str, ...]] = _word_grams) -> tuple[Counts, Counts]:
     """(character grams, words and word pairs) of a message with their weighted counts."""
     chars: Counts = defaultdict(float)
     words: Counts = defaultdict(float)
     for part, weight in weighted_parts(text):
         for seq in _readings(part):
             for w in seq:
-                for g in _word_grams(w):
+                for g in grams(w):
                     chars[g] += weight
                 words[w] += weight
             for a, b in pairwise(seq):
@@ -232,14 +239,15 @@ class Ranker:
 def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
     """Every text's features as numbers, built in one pass with little memory (a dict per text
     would cost hundreds of MB for a large FAQ): (feature names, is-a-word flags, row pointers,
-    feature numbers, weighted counts)."""
+    feature numbers (int32), weighted counts (float64)). Within a row, character grams come first."""
     ids: dict[str, int] = {}
     is_word = array("b")
     cols = array("i")
     counts = array("d")
     indptr = array("q", [0])
+    grams = lru_cache(maxsize=TRAINING_GRAM_CACHE)(_grams)
     for text in texts:
-        chars, words = raw_features(text)
+        chars, words = raw_features(text, grams)
         for counter, prefix, word in ((chars, "", 0), (words, "w ", 1)):
             for feat, count in counter.items():
                 name = prefix + feat if prefix else feat
@@ -254,27 +262,35 @@ def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
         list(ids),
         np.frombuffer(is_word, dtype=np.int8).astype(bool),
         np.frombuffer(indptr, dtype=np.int64),
-        np.frombuffer(cols, dtype=np.int32).astype(np.int64),
+        np.frombuffer(cols, dtype=np.int32),
         np.frombuffer(counts, dtype=np.float64),
     )
 
 
 def _matrix(indptr: Any, indices: Any, counts: Any, idf: Any, n_chars: int, n_features: int) -> Any:
-    """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised)."""
+    """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised, in
+    place: each temporary is one array of the matrix's size, freed before the next). `counts` (float64)
+    becomes the matrix's values; `indices` and `indptr` are int32, as liblinear takes them."""
     from scipy.sparse import csr_matrix
 
     rows = len(indptr) - 1
-    tf = np.where(counts >= 1, 1.0 + np.log(np.maximum(counts, 1e-12)), counts)
-    values = tf * idf[indices]
-    row_of = np.repeat(np.arange(rows), np.diff(indptr))
-    is_word = indices >= n_chars
+    values = counts
+    ge1 = values >= 1
+    values[ge1] = 1.0 + np.log(values[ge1])  # sublinear count
+    del ge1
+    values *= idf[indices]
     # each block of each row to unit length, then scaled by the block's weight
-    key = row_of * 2 + is_word
+    is_word = indices >= n_chars
+    key = np.repeat(np.arange(rows, dtype=np.int32) * 2, np.diff(indptr))
+    key += is_word
     sq = np.bincount(key, weights=values * values, minlength=rows * 2)
-    norm = np.sqrt(sq[key])
+    norm = np.sqrt(sq)
     norm[norm == 0] = 1.0
-    values = values / norm * np.where(is_word, WORD_WEIGHT, CHAR_WEIGHT)
-    return csr_matrix((values, indices, indptr), shape=(rows, n_features))
+    values /= norm[key]
+    del key
+    values[is_word] *= WORD_WEIGHT
+    values[~is_word] *= CHAR_WEIGHT
+    return csr_matrix((values, indices, indptr), shape=(rows, n_features), copy=False)
 
 
 def _linear_svc() -> Any:
@@ -286,35 +302,46 @@ def _linear_svc() -> Any:
 
 def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> RankerModel:
     """Fit the model (scikit-learn is imported here only: serving never needs it). `classifier` makes
-    the linear model (anything with fit, coef_ and intercept_)."""
+    the linear model (anything with fit, coef_ and intercept_).
 
+    Memory: the serving process never trains (bot/understanding/build.py runs this in a child
+    process); here every array of the matrix's size (2.7 million values for the shipped FAQ) is
+    made once and dropped as soon as the next step has what it needs."""
+    classes = sorted(set(data.labels))
+    if len(classes) < 2:
+        raise ValueError("the ranker needs at least two entries to tell apart")
     names, is_word, indptr, cols, counts = _interned(data.texts)
-    _word_grams.cache_clear()  # the training words' grams: messages need others
     n = len(indptr) - 1
     # columns: the features seen in at least MIN_DF texts, character grams first
     df_all = np.bincount(cols, minlength=len(names))
     keep = df_all >= MIN_DF
     order = np.concatenate([np.flatnonzero(keep & ~is_word), np.flatnonzero(keep & is_word)])
     n_chars = int((keep & ~is_word).sum())
-    new_of_old = np.full(len(names), -1, dtype=np.int64)
-    new_of_old[order] = np.arange(len(order))
+    vocab = {names[old]: i for i, old in enumerate(order.tolist())}
+    del names, keep, is_word
+    new_of_old = np.full(len(df_all), -1, dtype=np.int32)
+    new_of_old[order] = np.arange(len(order), dtype=np.int32)
     mapped = new_of_old[cols]
+    del cols, new_of_old
     kept = mapped >= 0
-    row_of = np.repeat(np.arange(n), np.diff(indptr))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[kept], minlength=n))])
+    # row pointers after dropping the rare features: kept features before each row's start
+    before = np.empty(len(kept) + 1, dtype=np.int32)
+    before[0] = 0
+    np.cumsum(kept, out=before[1:])
+    new_indptr = before[indptr]
+    del before, indptr
     cols, counts = mapped[kept], counts[kept]
-    vocab = {names[int(old)]: i for i, old in enumerate(order)}
-    del names, new_of_old, mapped, kept, row_of
+    del mapped, kept
     df = df_all[order].astype(np.float64)
+    del df_all, order
     idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-    x = _matrix(indptr, cols, counts, idf, n_chars, len(vocab))
-    classes = sorted(set(data.labels))
-    if len(classes) < 2:
-        raise ValueError("the ranker needs at least two entries to tell apart")
+    x = _matrix(new_indptr, cols, counts, idf, n_chars, len(vocab))
+    del cols, counts, new_indptr
     number = {c: i for i, c in enumerate(classes)}
     y = np.array([number[label] for label in data.labels])
     clf = classifier()
     clf.fit(x, y)
+    del x
     weights = np.ascontiguousarray(clf.coef_.T, dtype=np.float32)
     intercept = np.asarray(clf.intercept_, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
