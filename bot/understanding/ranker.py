@@ -92,23 +92,34 @@ def raw_features(text: str, grams: Callable[[str], tuple[str, ...]] = _word_gram
     return chars, words
 
 
+Phrasing = tuple[str, str, str]  # (entry id, kind: "title" / "question" / "keyword", text)
+
+
+def phrasings_digest(items: Iterable[Phrasing], seed: int = SEED, copies: int = NOISY_COPIES) -> str:
+    """A hash of what a model is trained from: the phrasings, the settings and the code version (the
+    noisy copies follow from them: `training_data` is deterministic). It names the cached model, so a
+    process can look the model up without making the noisy copies."""
+    h = hashlib.sha256(CODE_VERSION.encode())
+    h.update(repr((C, CHAR_WEIGHT, WORD_WEIGHT, MIN_DF, copies, seed)).encode())
+    for entry_id, kind, text in items:
+        h.update(f"{entry_id}\t{kind}\t{text}\n".encode())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class TrainingData:
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     original: tuple[bool, ...]  # written by staff (True) or a noisy copy (False)
+    source: str  # phrasings_digest of the phrasings these were made from
 
     def digest(self) -> str:
-        h = hashlib.sha256(CODE_VERSION.encode())
-        h.update(repr((C, CHAR_WEIGHT, WORD_WEIGHT, NOISY_COPIES, SEED)).encode())
-        for text, label in zip(self.texts, self.labels, strict=True):
-            h.update(f"{label}\t{text}\n".encode())
-        return h.hexdigest()
+        return self.source
 
 
-def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
+def phrasings(faq: FAQ) -> list[Phrasing]:
     """(entry id, kind, text) of every title, question and keyword, every language, in file order."""
-    out: list[tuple[str, str, str]] = []
+    out: list[Phrasing] = []
     for entry in faq.entries.values():
         for block in entry.langs.values():
             out.append((entry.id, "title", block.title))
@@ -117,8 +128,9 @@ def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
     return out
 
 
-def training_data(items: Iterable[tuple[str, str, str]], seed: int = SEED, copies: int = NOISY_COPIES) -> TrainingData:
+def training_data(items: Iterable[Phrasing], seed: int = SEED, copies: int = NOISY_COPIES) -> TrainingData:
     """The phrasings and their noisy copies (deterministic for a seed)."""
+    items = list(items)
     rng = random.Random(seed)
     texts: list[str] = []
     labels: list[str] = []
@@ -137,7 +149,71 @@ def training_data(items: Iterable[tuple[str, str, str]], seed: int = SEED, copie
         add(entry_id, text, True)
         for v in augment.variants(text, rng, copies if kind != "keyword" else 1):
             add(entry_id, v, False)
-    return TrainingData(tuple(texts), tuple(labels), tuple(original))
+    return TrainingData(tuple(texts), tuple(labels), tuple(original), phrasings_digest(items, seed, copies))
+
+
+class Vocabulary:
+    """The model's features and their columns, as numbers: each feature's hash (Python's 64-bit
+    string hash, taken when the model is read) sorted, with its column. A dict of 100,000 feature
+    strings took 16 MB of the serving process and 0.2 s to build; this takes 2.5 MB. A message's
+    features are looked up by their hashes (`columns`): two different strings with the same 64-bit
+    hash are about one chance in 10^14 per message, and when two of the model's own features share a
+    hash (about one in 10^9) the vocabulary keeps a dict instead. `blob` holds the names, one a line
+    in column order, as the cache stores them."""
+
+    CHUNK = 8192  # names decoded at a time while hashing (the strings are let go chunk by chunk)
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        data = np.frombuffer(blob, dtype=np.uint8)
+        ends = np.append(np.flatnonzero(data == 10), len(blob))  # each name's end: "\n", or the blob's
+        self._size = len(ends) if blob else 0
+        hashes = np.empty(self._size, dtype=np.int64)
+        start = 0
+        for first in range(0, self._size, self.CHUNK):
+            last = min(first + self.CHUNK, self._size)
+            end = int(ends[last - 1])
+            names = blob[start:end].decode().split("\n")
+            hashes[first:last] = np.fromiter(map(hash, names), dtype=np.int64, count=last - first)
+            start = end + 1
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._columns = order
+        self._dict: dict[str, int] | None = None
+        if self._size > 1 and bool((self._hashes[1:] == self._hashes[:-1]).any()):
+            self._dict = {name: i for i, name in enumerate(self.names())}
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> Vocabulary:
+        """The features in column order (none is empty or holds a line break)."""
+        return cls("\n".join(names).encode())
+
+    def has_duplicates(self) -> bool:
+        """A feature listed twice (a cache file made by something else)."""
+        return self._dict is not None and len(self._dict) < self._size
+
+    def names(self) -> list[str]:
+        return self.blob.decode().split("\n") if self._size else []
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and other.blob == self.blob
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def columns(self, names: Iterable[str], count: int) -> Any:
+        """The column of each of `count` names (int64), -1 for a name the model does not know."""
+        if self._dict is not None:
+            get = self._dict.get
+            return np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=count)
+        wanted = np.fromiter(map(hash, names), dtype=np.int64, count=count)
+        if not self._size:
+            return np.full(count, -1, dtype=np.int64)
+        at = np.searchsorted(self._hashes, wanted)
+        at[at == self._size] = 0
+        return np.where(self._hashes[at] == wanted, self._columns[at], -1)
 
 
 @dataclass(frozen=True)
@@ -145,7 +221,7 @@ class RankerModel:
     """The trained model as plain arrays (what a cache stores)."""
 
     classes: tuple[str, ...]
-    vocab: Mapping[str, int]  # feature -> column; character grams first, then words ("w " prefix)
+    vocab: Vocabulary  # feature -> column; character grams first, then words ("w " prefix)
     n_chars: int  # columns below this are character grams
     idf: Any  # float32 [features]
     weights: Any  # float32 [features, classes]
@@ -153,10 +229,9 @@ class RankerModel:
     digest: str  # of the training data and the code version
 
     def arrays(self) -> dict[str, Any]:
-        names = sorted(self.vocab, key=self.vocab.__getitem__)
         return {
             "classes": np.frombuffer("\n".join(self.classes).encode(), dtype=np.uint8),
-            "vocab": np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
+            "vocab": np.frombuffer(self.vocab.blob, dtype=np.uint8),
             "n_chars": np.array([self.n_chars], dtype=np.int64),
             "idf": self.idf,
             "weights": self.weights,
@@ -168,35 +243,37 @@ class RankerModel:
     def from_arrays(cls, arrays: Mapping[str, Any]) -> RankerModel:
         """The model back from `arrays()`; raises ValueError when they do not fit together."""
         classes = tuple(bytes(arrays["classes"]).decode().split("\n"))
-        names = bytes(arrays["vocab"]).decode().split("\n")
+        vocab = Vocabulary(bytes(arrays["vocab"]))
+        vocab.blob.decode()  # UTF-8, or UnicodeDecodeError (a ValueError)
         idf = np.asarray(arrays["idf"], dtype=np.float32)
         weights = np.asarray(arrays["weights"], dtype=np.float32)
         intercept = np.asarray(arrays["intercept"], dtype=np.float32)
         n_chars = int(np.asarray(arrays["n_chars"]).reshape(-1)[0])
-        if weights.shape != (len(names), len(classes)) or idf.shape != (len(names),):
+        if weights.shape != (len(vocab), len(classes)) or idf.shape != (len(vocab),):
             raise ValueError("ranker arrays of different sizes")
-        if intercept.shape != (len(classes),) or not 0 <= n_chars <= len(names):
+        if intercept.shape != (len(classes),) or not 0 <= n_chars <= len(vocab):
             raise ValueError("ranker arrays of different sizes")
-        if not (np.isfinite(weights).all() and np.isfinite(idf).all() and np.isfinite(intercept).all()):
+        # all finite: a float64 sum of float32 values cannot overflow, and any inf or nan makes it one
+        # (np.isfinite(weights) would be a 4 MB array of its own in the serving process)
+        finite = np.isfinite(np.sum(weights, dtype=np.float64))
+        if not (finite and np.isfinite(idf).all() and np.isfinite(intercept).all()):
             raise ValueError("ranker arrays hold non-finite numbers")
-        vocab = {name: i for i, name in enumerate(names)}
-        if len(vocab) != len(names):
+        if vocab.has_duplicates():
             raise ValueError("ranker vocabulary has duplicates")
         digest = bytes(arrays["digest"]).decode()
         return cls(classes, vocab, n_chars, idf, weights, intercept, digest)
 
 
-def _vector(model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts) -> tuple[Any, Any]:
+def _vector(vocab: Vocabulary, n_chars: int, idf: Any, chars: Counts, words: Counts) -> tuple[Any, Any]:
     """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
     del n_chars  # (the blocks are told apart by where they come from)
-    get = model_vocab.get
     col_parts: list[Any] = []
     val_parts: list[Any] = []
     for counts, prefix, block_weight in ((chars, "", CHAR_WEIGHT), (words, "w ", WORD_WEIGHT)):
         if not counts:
             continue
         names = counts if not prefix else [prefix + f for f in counts]
-        cols = np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=len(counts))
+        cols = vocab.columns(names, len(counts))
         raw = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         known = (cols >= 0) & (raw > 0)
         if not known.any():
@@ -317,7 +394,7 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     keep = df_all >= MIN_DF
     order = np.concatenate([np.flatnonzero(keep & ~is_word), np.flatnonzero(keep & is_word)])
     n_chars = int((keep & ~is_word).sum())
-    vocab = {names[old]: i for i, old in enumerate(order.tolist())}
+    vocab = Vocabulary.from_names([names[old] for old in order.tolist()])
     del names, keep, is_word
     new_of_old = np.full(len(df_all), -1, dtype=np.int32)
     new_of_old[order] = np.arange(len(order), dtype=np.int32)
@@ -342,8 +419,11 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> Ra
     clf = classifier()
     clf.fit(x, y)
     del x
-    weights = np.ascontiguousarray(clf.coef_.T, dtype=np.float32)
-    intercept = np.asarray(clf.intercept_, dtype=np.float32)
+    coef, bias = np.asarray(clf.coef_), np.asarray(clf.intercept_)
+    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one row, for the second class
+        coef, bias = np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
+    weights = np.ascontiguousarray(coef.T, dtype=np.float32)
+    intercept = np.asarray(bias, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
 
 
