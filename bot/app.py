@@ -225,9 +225,10 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         task.cancel()  # not sent again after the restart: the admin got no report and can decide
     await asyncio.gather(*announcements, return_exceptions=True)
     training = svc.extra.pop("training", None)
+    if training is not None:
+        training.cancel()  # first: a build stopped under it must not read as a failure to tell the admins
     stop_training(svc)  # a child still training is stopped: the next start trains again
     if training is not None:
-        training.cancel()
         await asyncio.gather(training, return_exceptions=True)
     if svc.outbox is not None:
         await svc.outbox.close()  # what waits stays stored for the next start

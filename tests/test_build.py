@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,3 +164,33 @@ async def test_a_failed_training_keeps_the_serving_version_and_tells_the_admins(
         assert svc.knowledge is loaded.knowledge
         await u.send_message(USER.id, QUESTION, USER)
         assert "местное управление занятости" in (await last(u, USER.id, 1))["text"]
+
+
+def _build_children() -> list[int]:
+    """This process's children that are ranker builds (Linux /proc)."""
+    found = []
+    for tasks in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (tasks / "children").read_text().split():
+            try:
+                if b"bot.understanding.build" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+            except OSError:  # ended meanwhile
+                pass
+    return found
+
+
+@pytest.mark.e2e
+async def test_stopping_the_bot_stops_its_build_without_an_alert(
+    botapi_server: BotApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOMEK_MODEL_CACHE", str(tmp_path / "cache"))
+    content = tiny_content(tmp_path)
+    loaded = load_knowledge(content.config, None, TODAY, train="later")
+    env = new_env(botapi_server, tmp_path / "komek.sqlite3")
+    async with running(loaded, env, botapi_server, config=content.config) as bot:
+        svc = bot.app.bot_data["services"]
+        await until(lambda: bool(_build_children()), 30)
+    await until(lambda: not _build_children() and not svc.extra.get("builds"), 10)  # killed, its thread done
+    assert svc.knowledge is loaded.knowledge
+    async with botapi_server.client(env.token) as u:
+        assert await u.bot_messages(ADMIN.id) == []  # stopped, not failed: nobody is alerted

@@ -46,6 +46,7 @@ CACHE_PREFIX = "ranker-"
 # a build that takes longer is stopped (and counts as failed): the shipped FAQ trains in under 10 s,
 # a FAQ of MAX_ENTRIES entries in about 30 s; KOMEK_BUILD_TIMEOUT (seconds) changes it
 BUILD_TIMEOUT = 600.0
+NICENESS = 10  # the child's lower CPU priority: the bot answering comes before the ranker arriving
 ERROR_TAIL = 400  # characters of the child's stderr shown when it ended without saying why
 
 
@@ -240,6 +241,8 @@ def child(argv: list[str]) -> int:
         print("usage: python -m bot.understanding.build CACHE_FOLDER  (training data on stdin)", file=sys.stderr)
         return 2
     cache = Path(argv[0])
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)  # the serving process's answers come first when the two share a core
     started = time.perf_counter()
     try:
         payload = json.loads(sys.stdin.buffer.read())
