@@ -165,6 +165,7 @@ def run() -> dict[str, Any]:
     from botapi_client import BotApiServer
 
     say("== Start-up (python -m bot run against the Bot API emulator) ==")
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="komek-startup-") as folder, BotApiServer() as server:
         tmp = Path(folder)
         cache = tmp / "cache"
@@ -173,6 +174,7 @@ def run() -> dict[str, Any]:
         cold = _runs(True, COLD_RUNS, server, tmp)
     r: dict[str, Any] = {
         "command": "python -m bot run",
+        "loadavg_1_5_15": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "question": QUESTION,
         "cached": {
             "runs": RUNS,
@@ -202,7 +204,7 @@ def run() -> dict[str, Any]:
         },
     }
     w, c = r["cached"], r["faq_changed"]
-    say(f"  {r['command']}, first question {QUESTION!r}")
+    say(f"  {r['command']}, first question {QUESTION!r}; load average {load_before} -> {r['loadavg_1_5_15']['after']}")
     say(f"  model cached: first answer median {w['median_first_answer_s']:.3f} s {w['first_answer_s']},")
     say(f"    CPU {w['median_cpu_s']:.2f} s, peak RSS median {w['median_peak_rss_mb']:.1f} MB {w['peak_rss_mb']}")
     say(f"    log: {w['engine']}")
