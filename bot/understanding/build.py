@@ -8,12 +8,13 @@ with the matcher alone, and
     python -m bot.understanding.build CACHE_FOLDER
 
 trains in a child (`Build`). The parent writes the FAQ's phrasings and their digest to the child's
-stdin as JSON; the child makes the noisy copies, trains, writes the model's arrays to the cache
-folder (the same `.npz` a restart reads) and prints one JSON line on stdout, {"ok": true, "file":
-..., "cached": ..., "seconds": ..., "peak_rss_mb": ...} or {"ok": false, "error": ...}. The parent
-reads the file with allow_pickle=False and checks that it holds the model of exactly the
-phrasings it sent. When the cache folder cannot be written the child writes the file into a
-temporary folder of its own, which the parent removes after reading it.
+stdin as JSON; the child makes the noisy copies, trains, writes the model's arrays into a folder of
+the parent's (`.npz`, read there with allow_pickle=False and checked to be the model of exactly the
+phrasings sent, then removed), copies the file into the cache folder (what a restart reads) and
+prints one JSON line on stdout, {"ok": true, "file": ..., "cached": ..., "seconds": ...,
+"peak_rss_mb": ...} or {"ok": false, "error": ...}. The hand-over file is the parent's own, so
+another process writing the shared cache (a `check` of another FAQ version removes the other
+versions) cannot take it away; a cache that cannot be written costs only the next start's training.
 
 The cache: a model is stored as plain arrays (numpy .npz, never pickles) named by a hash of its
 training data and the ranker's code version, so a restart with an unchanged FAQ reads it instead
@@ -88,6 +89,12 @@ def _write_npz(folder: Path, target: Path, model: ranker.RankerModel) -> None:
             os.unlink(tmp)
 
 
+def _remove_other_versions(folder: Path, target: Path) -> None:
+    for old in folder.glob(f"{CACHE_PREFIX}*.npz"):
+        if old != target:
+            old.unlink(missing_ok=True)
+
+
 def write_cached_model(folder: Path, model: ranker.RankerModel) -> Path | None:
     """Store the model's arrays (atomically) and remove other versions: the file written, or None
     when the folder cannot be written (only logged)."""
@@ -95,9 +102,28 @@ def write_cached_model(folder: Path, model: ranker.RankerModel) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         target = cache_file(folder, model.digest)
         _write_npz(folder, target, model)
-        for old in folder.glob(f"{CACHE_PREFIX}*.npz"):
-            if old != target:
-                old.unlink(missing_ok=True)
+        _remove_other_versions(folder, target)
+    except OSError as exc:
+        log.warning("could not write the ranker cache in %s: %s", folder, exc)
+        return None
+    return target
+
+
+def install_cached_file(folder: Path, source: Path, digest: str) -> Path | None:
+    """Copy a model's .npz file into the cache (atomically) and remove other versions: the file
+    written, or None when the folder cannot be written (only logged)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = cache_file(folder, digest)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _remove_other_versions(folder, target)
     except OSError as exc:
         log.warning("could not write the ranker cache in %s: %s", folder, exc)
         return None
@@ -142,6 +168,7 @@ class Build:
         self._lock = threading.Lock()
         self._cancelled = False
         self._started = 0.0
+        self._handover: Path | None = None  # the child writes the model here; removed after reading
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -151,8 +178,9 @@ class Build:
             if self._cancelled:
                 raise BuildError("the build was cancelled")
             self._started = time.perf_counter()
+            self._handover = Path(tempfile.mkdtemp(prefix="komek-build-"))
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.understanding.build", str(self.cache)],
+                [sys.executable, "-m", "bot.understanding.build", str(self.cache), str(self._handover)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -161,18 +189,21 @@ class Build:
 
     def wait(self) -> Built:
         """The trained model; raises BuildError with the reason when the child did not make one."""
-        proc = self._proc
-        assert proc is not None, "start() first"
+        proc, handover = self._proc, self._handover
+        assert proc is not None and handover is not None, "start() first"
         try:
-            out, err = proc.communicate(_payload(self.items, self.digest), timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise BuildError(f"the build process took longer than {self.timeout:g} s and was stopped") from None
-        except (BrokenPipeError, ValueError):  # the child died (or was cancelled) before reading
-            out, err = b"", b""
-            proc.wait()
-        return self._result(proc.returncode, out, err)
+            try:
+                out, err = proc.communicate(_payload(self.items, self.digest), timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise BuildError(f"the build process took longer than {self.timeout:g} s and was stopped") from None
+            except (BrokenPipeError, ValueError):  # the child died (or was cancelled) before reading
+                out, err = b"", b""
+                proc.wait()
+            return self._result(proc.returncode, out, err, handover)
+        finally:
+            shutil.rmtree(handover, ignore_errors=True)
 
     def cancel(self) -> None:
         """Stop the child (the bot is shutting down); `wait` then raises BuildError."""
@@ -181,7 +212,7 @@ class Build:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.kill()
 
-    def _result(self, code: int, out: bytes, err: bytes) -> Built:
+    def _result(self, code: int, out: bytes, err: bytes, handover: Path) -> Built:
         said: dict[str, Any] = {}
         for line in reversed(out.decode("utf-8", "replace").splitlines()):
             try:
@@ -200,21 +231,18 @@ class Build:
             hint = " (out of memory?)" if code == -9 else ""
             tail = err.decode("utf-8", "replace").strip()[-ERROR_TAIL:]
             raise BuildError(f"the build process {how}{hint}" + (f": {tail}" if tail else ""))
-        path = Path(str(said["file"]))
+        path = cache_file(handover, self.digest)  # the only file read: never a path the child names
         try:
             model = read_model_file(path)
         except (OSError, ValueError) as exc:
-            raise BuildError(f"the model the build process wrote cannot be read ({path}): {exc}") from None
-        finally:
-            if not said.get("cached"):
-                shutil.rmtree(path.parent, ignore_errors=True)  # its own temporary folder
+            raise BuildError(f"the model the build process wrote cannot be read: {exc}") from None
         if model.digest != self.digest:
             raise BuildError(f"the build process wrote a model of other training data ({path})")
         return Built(
             model,
             float(said.get("seconds", 0.0)),
             float(said.get("peak_rss_mb", 0.0)),
-            bool(said["cached"]),
+            bool(said.get("cached")),
             round(time.perf_counter() - self._started, 3),
         )
 
@@ -236,11 +264,12 @@ def _peak_rss_mb() -> float:
 
 
 def child(argv: list[str]) -> int:
-    """The child's side: training data on stdin, the model's file, one JSON line on stdout."""
-    if len(argv) != 1:
-        print("usage: python -m bot.understanding.build CACHE_FOLDER  (training data on stdin)", file=sys.stderr)
+    """The child's side: the phrasings on stdin; the model's file in the hand-over folder and the
+    cache; one JSON line on stdout."""
+    if len(argv) != 2:
+        print("usage: python -m bot.understanding.build CACHE_FOLDER HANDOVER_FOLDER", file=sys.stderr)
         return 2
-    cache = Path(argv[0])
+    cache, handover = Path(argv[0]), Path(argv[1])
     if hasattr(os, "nice"):
         os.nice(NICENESS)  # the serving process's answers come first when the two share a core
     started = time.perf_counter()
@@ -251,15 +280,12 @@ def child(argv: list[str]) -> int:
             raise ValueError("the phrasings arrived changed (digests differ)")
         del payload
         model = ranker.train(data)
+        path = cache_file(handover, model.digest)
+        _write_npz(handover, path, model)
     except Exception as exc:  # said in one line; the parent keeps serving what it has
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
-    path = write_cached_model(cache, model)
-    cached = path is not None
-    if path is None:  # the cache cannot be written: hand the model over through a folder of our own
-        folder = Path(tempfile.mkdtemp(prefix="komek-model-"))
-        path = cache_file(folder, model.digest)
-        _write_npz(folder, path, model)
+    cached = install_cached_file(cache, path, model.digest) is not None
     seconds = round(time.perf_counter() - started, 3)
     said = {"ok": True, "file": str(path), "cached": cached, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
     print(json.dumps(said), flush=True)
