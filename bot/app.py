@@ -33,6 +33,7 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -58,6 +59,8 @@ from bot.staff import (
     on_operator_message,
     on_subscription,
     reload_job,
+    stop_training,
+    train_after_start,
 )
 from bot.staff_teach import PREFIX as STAFF_PREFIX
 from bot.staff_teach import on_staff_button
@@ -207,6 +210,12 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     await broadcaster.initialize()
     svc.extra["broadcaster"] = broadcaster
     log.info("Komek is running: %d FAQ entries", len(svc.knowledge.faq.entries))
+    loaded: Loaded | None = svc.extra.pop("untrained", None)
+    if loaded is not None:  # the matcher answers alone meanwhile (bot/staff.py → train_after_start)
+        context: ContextTypes.DEFAULT_TYPE = CallbackContext(app)
+        svc.extra["training"] = asyncio.get_running_loop().create_task(
+            train_after_start(context, loaded), name="ranker-build"
+        )
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
@@ -215,6 +224,12 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
     for task in announcements:
         task.cancel()  # not sent again after the restart: the admin got no report and can decide
     await asyncio.gather(*announcements, return_exceptions=True)
+    training = svc.extra.pop("training", None)
+    if training is not None:
+        training.cancel()  # first: a build stopped under it must not read as a failure to tell the admins
+    stop_training(svc)  # a child still training is stopped: the next start trains again
+    if training is not None:
+        await asyncio.gather(training, return_exceptions=True)
     if svc.outbox is not None:
         await svc.outbox.close()  # what waits stays stored for the next start
     broadcaster = svc.extra.pop("broadcaster", None)
@@ -343,6 +358,8 @@ def build_application(loaded: Loaded, env: Env, config_path: Path, faq_dir: Path
     )
     app.bot_data["services"] = svc
     svc.extra["env"] = env
+    if loaded.pending is not None:  # trained in a child process once the bot runs (_post_init)
+        svc.extra["untrained"] = loaded
 
     async def after(entry: Outgoing, message_id: int | None, error: BaseException | None) -> None:
         await after_queued(app.bot, svc, entry, message_id, error)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.content import Loaded, load_knowledge
+from bot.content import Loaded, Training, load_knowledge
 from bot.dialogue import Knowledge, reply_to_text
 from bot.faq import FAQ
 from bot.i18n import choose_language
@@ -120,9 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> Loaded | None:
+def _load(args: argparse.Namespace, train: Training = "here") -> Loaded | None:
+    """The content, or None after printing every problem. `train`: where a ranker that is not cached
+    is trained ("here" for the tools; "later" for the bot and the chat, which start with the matcher
+    alone and train it in a child process: bot/content.py)."""
     try:
-        return load_knowledge(args.config, args.faq, _today())
+        return load_knowledge(args.config, args.faq, _today(), train=train)
     except ContentError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -135,8 +138,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     try:
         # the learned ranker is trained unless its cache holds arrays trained on exactly this FAQ
-        # version by this code (then it was trained before; --retrain trains it again all the same)
-        loaded = load_knowledge(args.config, args.faq, _today(), use_cache=not args.retrain)
+        # version by this code (then it was trained before; --retrain trains it again all the same),
+        # in a child process as the bot trains it, so a FAQ that passes check trains in the bot too
+        loaded = load_knowledge(args.config, args.faq, _today(), use_cache=not args.retrain, train="child")
     except ContentError as exc:
         for problem in exc.problems:
             print(problem)
@@ -152,7 +156,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     ranker = loaded.knowledge.understanding.ranker
     if ranker is not None:
         how = "trained on this FAQ" if loaded.ranker_source == "trained" else "trained on this FAQ before (cached)"
-        print(f"learned ranker: {how} ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features)")
+        took = f"; {loaded.build[2]:.1f} s" if loaded.build is not None else ""
+        print(f"learned ranker: {how} ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features{took})")
     else:
         print(f"learned ranker: none for a FAQ of {len(faq.entries)} entries (the matcher decides alone)")
     print(
@@ -244,13 +249,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import OFFLINE_KEY, Recorder, run_chat
     from bot.storage import StorageError
 
-    loaded = _load(args)
+    loaded = _load(args, train="later")
     if loaded is None:
         return 1
     k = loaded.knowledge
     if args.lang is not None and args.lang not in k.config.languages:
         print(f"--lang must be one of {', '.join(k.config.languages)}", file=sys.stderr)
         return 2
+    serving = Serving(loaded)  # the matcher alone until the ranker is trained, in a child process
     recorder = None
     if args.db is not None:
         key = os.environ.get("KOMEK_SECRET", "").strip().encode() or OFFLINE_KEY
@@ -259,12 +265,48 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except StorageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    serving.start()
     try:
-        run_chat(k, args.lang, recorder=recorder)
+        run_chat(k, args.lang, recorder=recorder, knowledge=serving.knowledge)
     finally:
+        serving.stop()
         if recorder is not None:
             recorder.close()
     return 0
+
+
+class Serving:
+    """The terminal chat's content: `loaded`'s version, and the same with its ranker once a child
+    process has trained it (`start` begins that in a thread when it is not cached; a failure is
+    logged and the matcher keeps answering alone)."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        import threading
+
+        from bot.understanding.build import Build
+
+        self._loaded = loaded
+        self._builds: set[Build] = set()
+        self._thread = threading.Thread(target=self._train, name="ranker-build", daemon=True)
+
+    def knowledge(self) -> Knowledge:
+        return self._loaded.knowledge
+
+    def start(self) -> None:
+        if self._loaded.pending is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        for build in list(self._builds):
+            build.cancel()
+
+    def _train(self) -> None:
+        from bot.content import trained
+
+        try:
+            self._loaded = trained(self._loaded, self._builds)
+        except ContentError as exc:
+            logging.getLogger("komek").warning("%s; the matcher answers alone", exc.problems[0])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -617,7 +659,7 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
 
     from bot.app import EnvError, build_application, read_env, setup_logging
 
-    loaded = _load(args)
+    loaded = _load(args, train="later")
     if loaded is None:
         return 1
     try:
@@ -634,7 +676,24 @@ def cmd_run(args: argparse.Namespace, webhook: bool = False) -> int:
     setup_logging([env.token, env.secret.decode(), env.webhook_secret or ""])
     for warning in loaded.warnings:
         logging.getLogger("komek").warning("%s", warning)
+    log_engine(loaded)
     return _serve_until_stopped(lambda: build_application(loaded, env, args.config, args.faq), env, url, webhook)
+
+
+def log_engine(loaded: Loaded) -> None:
+    """Which engine answers from the first message."""
+    log = logging.getLogger("komek")
+    entries = len(loaded.knowledge.faq.entries)
+    if loaded.ranker_source == "pending":
+        log.info(
+            "matcher only until the ranker is trained: no learned ranker cached for this FAQ version "
+            "(%d entries); training it in a child process",
+            entries,
+        )
+    elif loaded.ranker_source == "none":
+        log.info("matcher only: a FAQ of %d entries gets no learned ranker", entries)
+    else:
+        log.info("matcher and learned ranker from the start: this FAQ version's model was cached")
 
 
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0  # seconds between start-up attempts while Telegram cannot be reached

@@ -143,9 +143,11 @@ def run_chat(
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
     recorder: Recorder | None = None,
+    knowledge: Callable[[], Knowledge] | None = None,
 ) -> None:
     """Chat until EOF or /quit. Commands: /start /menu /contacts /language /help /forget /quit (and,
-    when recording, /stats and /unanswered)."""
+    when recording, /stats and /unanswered). `knowledge`: the version to answer each message with,
+    when it may change during the chat (the same FAQ with its learned ranker, once trained)."""
     current = lang or k.config.default_language
     chosen = lang  # an explicit choice wins; otherwise each message's own language is used
     if recorder is not None and lang is None:
@@ -172,6 +174,8 @@ def run_chat(
         now = dt.datetime.now(dt.UTC)
         if line in ("/quit", "/exit"):
             return
+        if knowledge is not None:
+            k = knowledge()
         new: Reply
         if line.isdigit() and 1 <= int(line) <= len(choices):
             new = reply_to_button(k, choices[int(line) - 1][1], current, now)

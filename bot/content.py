@@ -1,11 +1,16 @@
 """Reading config.yaml and faq/ from disk into one Knowledge version (the I/O edge of the core).
 
-Loading also trains the learned ranker (bot/understanding/ranker.py). A trained model is cached as
-plain arrays (numpy .npz, read with allow_pickle=False) in the model cache folder (config.yaml →
-storage.model_cache), named by a hash of its training data and the ranker's code version, so a
-restart with an unchanged FAQ loads it instead of training again. A cache file that is missing,
-stale, unreadable or inconsistent is ignored (the model is trained again); a cache that cannot be
-written costs only the next start-up's time.
+Every version gets the learned ranker (bot/understanding/ranker.py) when its FAQ is trainable. A
+trained model is cached as plain arrays in the model cache folder (config.yaml →
+storage.model_cache; bot/understanding/build.py), named by a hash of its training data and the
+ranker's code version, so a restart with an unchanged FAQ reads it instead of training again.
+
+Where the model is trained when it is not cached (`load_knowledge(train=...)`):
+- "here", in this process: the tools (`ask`, `eval`, `export`...), which answer once and exit;
+- "child", in a child process, waited for: `check`, which thus trains exactly as the bot does;
+- "later": the bot. The version is returned at once with the matcher alone and a `pending` model;
+  `trained(loaded)` trains it in a child process (the serving process never imports scikit-learn
+  or holds the training matrices) and returns the same version with its ranker, to swap in.
 """
 
 from __future__ import annotations
@@ -14,27 +19,40 @@ import datetime as dt
 import gc
 import logging
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
+from typing import Literal
 
 from bot.config import Config, config_warnings, load_config, model_cache_path
 from bot.dialogue import Knowledge
 from bot.faq import FAQ, load_faq
 from bot.problems import ContentError, Problem, Problems
 from bot.understanding import ranker
+from bot.understanding.build import Build, BuildError, read_cached_model, write_cached_model
 
 log = logging.getLogger("komek")
-CACHE_PREFIX = "ranker-"
+Training = Literal["here", "child", "later"]
+__all__ = ["Loaded", "Pending", "load_knowledge", "ranker_model", "read_cached_model", "trained", "write_cached_model"]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A learned ranker still to train for a version that serves with the matcher alone."""
+
+    phrasings: tuple[ranker.Phrasing, ...]
+    cache: Path
 
 
 @dataclass(frozen=True)
 class Loaded:
     knowledge: Knowledge
     warnings: tuple[Problem, ...]
-    ranker_source: str = "trained"  # "trained" now, "cache" (this FAQ version's arrays), or "none"
+    # "trained" (now), "cache" (this FAQ version's arrays), "none" (a FAQ that gets no ranker), or
+    # "pending": the matcher alone until `trained` has trained the model in a child process
+    ranker_source: str = "trained"
+    pending: Pending | None = None
+    # the child's figures when it trained the model: (its seconds, its peak RSS in MB, wall seconds)
+    build: tuple[float, float, float] | None = None
 
 
 def resolve_faq_dir(config: Config, config_path: Path, faq_dir: Path | None) -> Path:
@@ -45,70 +63,78 @@ def resolve_faq_dir(config: Config, config_path: Path, faq_dir: Path | None) -> 
     return path if path.is_absolute() else config_path.parent / path
 
 
-def _cache_file(folder: Path, digest: str) -> Path:
-    return folder / f"{CACHE_PREFIX}{digest[:32]}.npz"
-
-
-def read_cached_model(folder: Path, digest: str) -> ranker.RankerModel | None:
-    """The cached model for this training data, or None (missing, stale, corrupt: never raises)."""
-    path = _cache_file(folder, digest)
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            model = ranker.RankerModel.from_arrays(arrays)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # a truncated or foreign file: train again
-        log.warning("ignoring the ranker cache %s: %s", path, exc)
-        return None
-    return model if model.digest == digest else None
-
-
-def write_cached_model(folder: Path, model: ranker.RankerModel) -> None:
-    """Store the model's arrays (atomically) and remove other versions; failures are only logged."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _cache_file(folder, model.digest)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                np.savez(out, **model.arrays())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        for old in folder.glob(f"{CACHE_PREFIX}*.npz"):
-            if old != target:
-                old.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("could not write the ranker cache in %s: %s", folder, exc)
-
-
 def ranker_model(faq: FAQ, cache: Path | None, read_cache: bool = True) -> tuple[ranker.RankerModel | None, str]:
     """The learned ranker's model for this FAQ and where it came from ("cache": the arrays trained
-    on exactly this FAQ version by this code; "trained" now, and cached; "none": a FAQ that gets no
-    ranker). Raises ContentError when training fails."""
+    on exactly this FAQ version by this code; "trained" now, in this process, and cached; "none": a
+    FAQ that gets no ranker). Raises ContentError when training fails."""
     if not ranker.trainable(faq):
         return None, "none"
-    data = ranker.training_data(ranker.phrasings(faq))
-    digest = data.digest()
+    items = ranker.phrasings(faq)
     if cache is not None and read_cache:
-        cached = read_cached_model(cache, digest)
+        cached = read_cached_model(cache, ranker.phrasings_digest(items))
         if cached is not None:
             return cached, "cache"
     try:
-        model = ranker.train(data)
+        model = ranker.train(ranker.training_data(items))
     except Exception as exc:  # the model could not be trained: this FAQ version is not served
-        raise ContentError(
-            [Problem("faq", 0, f"the learned ranker could not be trained on this FAQ: {type(exc).__name__}: {exc}")]
-        ) from exc
+        raise _training_failed(f"{type(exc).__name__}: {exc}") from exc
     if cache is not None:
         write_cached_model(cache, model)
     return model, "trained"
 
 
-def load_knowledge(config_path: Path, faq_dir: Path | None, today: dt.date, use_cache: bool = True) -> Loaded:
+def _training_failed(reason: str) -> ContentError:
+    return ContentError([Problem("faq", 0, f"the learned ranker could not be trained on this FAQ: {reason}")])
+
+
+def cached_or_pending(
+    faq: FAQ, cache: Path, read_cache: bool = True
+) -> tuple[ranker.RankerModel | None, str, Pending | None]:
+    """The model when this FAQ version's is cached ("cache"), none for a FAQ that gets none
+    ("none"), or what a child process must train ("pending"). Never trains, never raises."""
+    if not ranker.trainable(faq):
+        return None, "none", None
+    items = ranker.phrasings(faq)
+    if read_cache:
+        cached = read_cached_model(cache, ranker.phrasings_digest(items))
+        if cached is not None:
+            return cached, "cache", None
+    return None, "pending", Pending(tuple(items), cache)
+
+
+def trained(loaded: Loaded, builds: set[Build] | None = None) -> Loaded:
+    """`loaded` with its learned ranker, trained now in a child process (bot/understanding/build.py)
+    and read back from the cache. Blocks (call it in a thread from the bot); while it runs, the
+    version serving keeps serving. `builds`: the running build is kept there while it runs, so a
+    shutdown can stop it. Raises ContentError, the one problem `check` shows, when it fails."""
+    if loaded.pending is None:
+        return loaded
+    build = Build(loaded.pending.phrasings, loaded.pending.cache)
+    if builds is not None:
+        builds.add(build)
+    try:
+        build.start()
+        built = build.wait()
+    except (BuildError, OSError) as exc:  # OSError: the child could not even be started
+        raise _training_failed(str(exc)) from exc
+    finally:
+        if builds is not None:
+            builds.discard(build)
+    return replace(
+        loaded,
+        knowledge=loaded.knowledge.with_ranker(built.model),
+        ranker_source="trained",
+        pending=None,
+        build=(built.seconds, built.peak_rss_mb, built.wall_seconds),
+    )
+
+
+def load_knowledge(
+    config_path: Path, faq_dir: Path | None, today: dt.date, use_cache: bool = True, train: Training = "here"
+) -> Loaded:
     """Load and check everything and build the ranker; raises ContentError with every problem when
-    anything is wrong. `use_cache=False` trains the ranker whatever the cache holds (`check --retrain`)."""
+    anything is wrong. `use_cache=False` trains the ranker whatever the cache holds (`check --retrain`).
+    `train`: where a model that is not cached is trained (see the module's docstring)."""
     problems = Problems()
     config = load_config(config_path, problems)
     faq = load_faq(resolve_faq_dir(config, config_path, faq_dir), config, today, problems)
@@ -116,8 +142,14 @@ def load_knowledge(config_path: Path, faq_dir: Path | None, today: dt.date, use_
     if problems.errors:
         raise ContentError(problems.errors)
     cache = model_cache_path(os.environ, config.storage, config_path.parent)
-    model, source = ranker_model(faq, cache, read_cache=use_cache)
-    loaded = Loaded(Knowledge.build(config, faq, model), tuple(problems.warnings), source)
+    if train == "here":
+        model, source = ranker_model(faq, cache, read_cache=use_cache)
+        pending = None
+    else:
+        model, source, pending = cached_or_pending(faq, cache, read_cache=use_cache)
+    loaded = Loaded(Knowledge.build(config, faq, model), tuple(problems.warnings), source, pending)
+    if train == "child":
+        loaded = trained(loaded)
     # The index is large, lives until the next reload and holds no reference cycles: keep the cyclic
     # garbage collector from walking it again and again (a full pass over a 10,000-entry index takes
     # about 0.1 s, paid by whichever message happens to trigger it). Plain reference counting still

@@ -6,6 +6,7 @@ the tests and the accuracy figures measure is exactly what users get.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -96,6 +97,12 @@ class Knowledge:
         index = Index(faq)
         understanding = Understanding.of(index, ranker.Ranker(model) if model is not None else None)
         return cls(config=config, faq=faq, index=index, texts=texts, understanding=understanding, values=values)
+
+    def with_ranker(self, model: ranker.RankerModel) -> Knowledge:
+        """This version with its learned ranker: a version that began serving with the matcher alone
+        (its model trained meanwhile in a child process), swapped whole like any reload."""
+        understanding = dataclasses.replace(self.understanding, ranker=ranker.Ranker(model))
+        return dataclasses.replace(self, understanding=understanding, _filled={})
 
     def t(self, key: str, lang: str, **extra: str) -> str:
         """A UI text with every placeholder filled."""

@@ -27,7 +27,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ContextTypes, filters
 
-from bot.content import load_knowledge, resolve_faq_dir
+from bot.content import Loaded, load_knowledge, resolve_faq_dir, trained
 from bot.dialogue import info_reply, office_open
 from bot.handlers import Services, send_reply, send_text, services
 from bot.i18n import choose_language
@@ -68,36 +68,96 @@ def staff_faq_dir(svc: Services) -> Path:
     return _faq_dir(svc)
 
 
+def _content_lock(svc: Services) -> asyncio.Lock:
+    """One new version at a time (start-up's training, reloads): never two training children."""
+    lock: asyncio.Lock = svc.extra.setdefault("content_lock", asyncio.Lock())
+    return lock
+
+
+async def with_ranker(svc: Services, loaded: Loaded) -> Loaded:
+    """`loaded` with its learned ranker trained in a child process (bot/content.py → trained), when
+    it is not cached; the version serving now keeps serving meanwhile. Raises ContentError."""
+    if loaded.pending is None:
+        return loaded
+    builds = svc.extra.setdefault("builds", set())
+    started = time.monotonic()
+    done = await asyncio.to_thread(trained, loaded, builds)
+    seconds, peak_mb, wall = done.build or (0.0, 0.0, 0.0)
+    log.info(
+        "ranker ready after %.1f s: the build process took %.1f s (training %.1f s), peak %.0f MB",
+        time.monotonic() - started,
+        wall,
+        seconds,
+        peak_mb,
+    )
+    return done
+
+
+def _refusal(exc: Exception) -> tuple[list[str], str]:
+    """A refused version's problems, and the admins' alert (the `check` output, capped)."""
+    problems = getattr(exc, "problems", None)
+    lines = [str(p) for p in problems] if problems else [f"{type(exc).__name__}: {exc}"]
+    shown = lines[:ALERT_PROBLEMS]
+    more = ""
+    if len(lines) > len(shown):
+        more = f"\n… and {len(lines) - len(shown)} more (python -m bot check lists them all)"
+    return lines, "\n".join(shown) + more
+
+
+async def train_after_start(context: ContextTypes.DEFAULT_TYPE, loaded: Loaded) -> None:
+    """The bot started without this FAQ version's model cached: the matcher answers alone from the
+    first message while a child process trains the ranker; then the same version with its ranker is
+    swapped in. When training fails the matcher keeps answering alone and the admins are told, as
+    for a broken FAQ."""
+    svc = services(context)
+    async with _content_lock(svc):
+        if svc.knowledge is not loaded.knowledge:
+            return  # a reload served another version meanwhile
+        try:
+            done = await with_ranker(svc, loaded)
+        except Exception as exc:  # ContentError, or anything else: keep serving with the matcher
+            lines, shown = _refusal(exc)
+            log.error("%s; the matcher keeps answering alone", "; ".join(lines))
+            text = "⚠️ The learned ranker could not be trained; the bot answers with the matcher alone:\n" + shown
+            await _tell_admins(context, svc, text)
+            return
+        if svc.knowledge is loaded.knowledge:
+            svc.knowledge = done.knowledge  # one assignment, as a reload
+
+
 async def reload_content(
     context: ContextTypes.DEFAULT_TYPE, force: bool = False, requested_by: int | None = None
 ) -> str:
     """Load the files again if they changed. A broken edit keeps the last good content and sends the
     `check` output to the admins (once per broken version, not every 30 seconds); the admin who
-    asked with /reload gets it once, as the answer to the command."""
+    asked with /reload gets it once, as the answer to the command. A version whose learned ranker is
+    not cached is swapped in once a child process has trained it (the old one serves meanwhile); a
+    version whose ranker cannot be trained is refused like a broken file."""
     svc = services(context)
-    fingerprint = await asyncio.to_thread(content_fingerprint, svc.config_path, _faq_dir(svc))
-    if not force and fingerprint == svc.extra.get("fingerprint"):
-        return "unchanged"
-    svc.extra["fingerprint"] = fingerprint
-    today = dt.datetime.now(dt.UTC).date()
-    try:
-        loaded = await asyncio.to_thread(load_knowledge, svc.config_path, svc.faq_dir, today)
-    except Exception as exc:  # ContentError, or anything a hostile file could cause: keep serving
-        problems = getattr(exc, "problems", None)
-        lines = [str(p) for p in problems] if problems else [f"{type(exc).__name__}: {exc}"]
-        shown = lines[:ALERT_PROBLEMS]
-        more = (
-            f"\n… and {len(lines) - len(shown)} more (python -m bot check lists them all)"
-            if len(lines) > len(shown)
-            else ""
-        )
-        text = "⚠️ FAQ not reloaded, the bot keeps the last good version:\n" + "\n".join(shown) + more
-        log.error("content reload refused: %d problem(s); keeping the last good version", len(lines))
-        await _tell_admins(context, svc, text, but=requested_by)
-        return "refused:\n" + "\n".join(lines)
-    svc.knowledge = loaded.knowledge  # one assignment: every later message sees the new version whole
+    async with _content_lock(svc):
+        fingerprint = await asyncio.to_thread(content_fingerprint, svc.config_path, _faq_dir(svc))
+        if not force and fingerprint == svc.extra.get("fingerprint"):
+            return "unchanged"
+        svc.extra["fingerprint"] = fingerprint
+        today = dt.datetime.now(dt.UTC).date()
+        try:
+            loaded = await asyncio.to_thread(load_knowledge, svc.config_path, svc.faq_dir, today, train="later")
+            loaded = await with_ranker(svc, loaded)
+        except Exception as exc:  # ContentError, or anything a hostile file could cause: keep serving
+            lines, shown = _refusal(exc)
+            text = "⚠️ FAQ not reloaded, the bot keeps the last good version:\n" + shown
+            log.error("content reload refused: %d problem(s); keeping the last good version: %s", len(lines), lines[0])
+            await _tell_admins(context, svc, text, but=requested_by)
+            return "refused:\n" + "\n".join(lines)
+        svc.knowledge = loaded.knowledge  # one assignment: every later message sees the new version whole
     log.info("content reloaded: %d entries", len(loaded.knowledge.faq.entries))
     return f"reloaded: {len(loaded.knowledge.faq.entries)} entries"
+
+
+def stop_training(svc: Services) -> None:
+    """Shutting down: stop every child process still training (it is trained again at the next start)."""
+    for build in list(svc.extra.get("builds", ())):
+        build.cancel()
 
 
 async def reload_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -32,7 +32,7 @@ from test_bot import Bot, new_env
 from test_staff import ADMIN, run_reload_job, staff_copy
 
 from bot.app import Env, build_application
-from bot.content import Loaded, load_knowledge
+from bot.content import Loaded, load_knowledge, write_cached_model
 from bot.dialogue import Knowledge, reply_to_text, split_message
 from bot.i18n import choose_language
 from bot.polling import WINDOW, serve_polling
@@ -74,7 +74,18 @@ def frozen(tmp_path_factory: pytest.TempPathFactory) -> tuple[ContentCopy, Loade
     """A copy of config.yaml and faq/ taken once: the bot and the expected answers use the same
     content even while someone edits faq/ in the working tree."""
     content = copy_content(tmp_path_factory.mktemp("content"))
-    return content, load_knowledge(content.config, content.faq, dt.date.today())
+    loaded = load_knowledge(content.config, content.faq, dt.date.today())
+    ranker = loaded.knowledge.understanding.ranker
+    assert ranker is not None
+    write_cached_model(model_cache(content), ranker.model)
+    return content, loaded
+
+
+def model_cache(content: ContentCopy) -> Path:
+    """The bot processes' own model cache, holding this copy's model: a bot that found none would
+    answer with the matcher alone until a child had trained it, and the expected replies are those of
+    the matcher and the ranker (the run's shared cache keeps only the last FAQ version trained)."""
+    return content.root / "model-cache"
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +204,7 @@ class BotProcess:
             PYTHONPATH=str(ROOT),
             PYTHONUNBUFFERED="1",
             KOMEK_LOG_LEVEL=level,
+            KOMEK_MODEL_CACHE=str(model_cache(content)),
         )
         env.update(extra_env or {})
         self.log_path = log

@@ -67,6 +67,26 @@ def test_arrays_round_trip_gives_the_same_scores(small_model: ranker.RankerModel
     assert back.classes == small_model.classes and back.digest == small_model.digest
 
 
+@given(st.lists(st.text(alphabet="абвгдқ wxyz12", max_size=6), max_size=40), st.lists(st.text(max_size=6), max_size=40))
+def test_the_vocabulary_finds_exactly_its_own_features(features: list[str], asked: list[str]) -> None:
+    names = list(dict.fromkeys(f for f in features if f and "\n" not in f))  # features are never empty
+    vocab = ranker.Vocabulary.from_names(names)
+    column = {name: i for i, name in enumerate(names)}
+    queries = asked + names[::-1]
+    assert vocab.columns(queries, len(queries)).tolist() == [column.get(q, -1) for q in queries]
+    assert len(vocab) == len(names) and vocab.names() == names and not vocab.has_duplicates()
+
+
+def test_a_vocabulary_with_a_name_twice_is_told_apart_and_refused(small_model: ranker.RankerModel) -> None:
+    twice = ranker.Vocabulary.from_names(["бе", "w паспорт", "бе"])
+    assert twice.has_duplicates() and twice.columns(["w паспорт", "нет"], 2).tolist() == [1, -1]
+    arrays = small_model.arrays()
+    names = small_model.vocab.names()
+    doubled = np.frombuffer("\n".join([*names[:-1], names[0]]).encode(), dtype=np.uint8)
+    with pytest.raises(ValueError, match="duplicates"):
+        ranker.RankerModel.from_arrays({**arrays, "vocab": doubled})
+
+
 def test_inconsistent_arrays_are_refused(small_model: ranker.RankerModel) -> None:
     arrays = small_model.arrays()
     with pytest.raises(ValueError):

@@ -35,6 +35,7 @@ from test_hardening import (
     errors,
     expected_replies,
     log_problems,
+    model_cache,
     new_token,
     received,
     send_all,
@@ -267,6 +268,7 @@ def test_kill_9_during_load_loses_nothing_in_webhook_mode(
     (config / "config.yaml").write_text(text.replace("port: 8443", f"port: {port}"), "utf-8")
     (config / "faq").symlink_to(content.faq)
     copy = ContentCopy(config)
+    model_cache(copy).symlink_to(model_cache(content))  # this FAQ version's model, cached
     url = f"http://127.0.0.1:{port}/telegram"
 
     people = crowd(30, 10, base_id=7_500_000_000)

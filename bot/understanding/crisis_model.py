@@ -57,7 +57,9 @@ def read_examples(path: Path = EXAMPLES) -> Examples:
 
 def training_data(ex: Examples) -> ranker.TrainingData:
     parts = [
-        ranker.training_data([(c, "question", q) for c, qs in ex.crisis.items() for q in qs], copies=CRISIS_COPIES),
+        ranker.training_data(
+            [(c, "question", q) for c, qs in ex.crisis.items() for q in qs], copies=CRISIS_COPIES
+        ),
         ranker.training_data([(NONE, "question", q) for q in ex.calm], copies=CALM_COPIES),
         ranker.training_data([(NONE, "question", q) for q in ex.ordinary], copies=0),
     ]
@@ -65,6 +67,7 @@ def training_data(ex: Examples) -> ranker.TrainingData:
         tuple(t for p in parts for t in p.texts),
         tuple(label for p in parts for label in p.labels),
         tuple(o for p in parts for o in p.original),
+        hashlib.sha256("".join(p.source for p in parts).encode()).hexdigest(),
     )
 
 
@@ -79,12 +82,11 @@ def build(ex: Examples) -> ranker.RankerModel:
     data = training_data(ex)
     model = ranker.train(data)
     keep = np.flatnonzero(np.abs(model.weights).max(axis=1) >= PRUNE)
-    names = sorted(model.vocab, key=model.vocab.__getitem__)
-    vocab = {names[old]: new for new, old in enumerate(keep)}
+    names = model.vocab.names()
     n_chars = int((keep < model.n_chars).sum())
     return ranker.RankerModel(
         model.classes,
-        vocab,
+        ranker.Vocabulary.from_names(names[i] for i in keep.tolist()),
         n_chars,
         model.idf[keep],
         model.weights[keep],

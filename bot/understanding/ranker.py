@@ -55,10 +55,17 @@ SEED = 12
 MIN_DF = 2  # a feature must occur in this many training texts to get a column
 
 
-@lru_cache(maxsize=16_384)  # a word's 30-odd grams: about 3 KB, so at most about 50 MB
-def _word_grams(word: str) -> tuple[str, ...]:
+def _grams(word: str) -> tuple[str, ...]:
+    """A word's character 2-5-grams with its edges."""
     w = f" {word} "
     return tuple(w[i : i + n] for n in (2, 3, 4, 5) for i in range(len(w) - n + 1))
+
+
+# serving: a word's 30-odd grams are about 3 KB, so at most about 50 MB. Training keeps its own
+# small cache (`_interned`): 16,384 training words' grams cost 30 MB at training's peak and saved
+# under a tenth of a second.
+_word_grams = lru_cache(maxsize=16_384)(_grams)
+TRAINING_GRAM_CACHE = 1024
 
 
 def _readings(text: str) -> list[list[str]]:
@@ -78,14 +85,14 @@ def _readings(text: str) -> list[list[str]]:
 Counts = dict[str, float]
 
 
-def raw_features(text: str) -> tuple[Counts, Counts]:
+def raw_features(text: str, grams: Callable[[str], tuple[str, ...]] = _word_grams) -> tuple[Counts, Counts]:
     """(character grams, words and word pairs) of a message with their weighted counts."""
     chars: Counts = defaultdict(float)
     words: Counts = defaultdict(float)
     for part, weight in weighted_parts(text):
         for seq in _readings(part):
             for w in seq:
-                for g in _word_grams(w):
+                for g in grams(w):
                     chars[g] += weight
                 words[w] += weight
             for a, b in pairwise(seq):
@@ -93,24 +100,35 @@ def raw_features(text: str) -> tuple[Counts, Counts]:
     return chars, words
 
 
+Phrasing = tuple[str, str, str]  # (entry id, kind: "title" / "question" / "keyword", text)
+
+
+def phrasings_digest(items: Iterable[Phrasing], seed: int = SEED, copies: int = NOISY_COPIES) -> str:
+    """A hash of what a model is trained from: the phrasings, the settings and the code version (the
+    noisy copies follow from them: `training_data` is deterministic). It names the cached model, so a
+    process can look the model up without making the noisy copies."""
+    h = hashlib.sha256(CODE_VERSION.encode())
+    h.update(repr((C, CHAR_WEIGHT, WORD_WEIGHT, MIN_DF, copies, seed)).encode())
+    for entry_id, kind, text in items:
+        h.update(f"{entry_id}\t{kind}\t{text}\n".encode())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class TrainingData:
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     original: tuple[bool, ...]  # written by staff (True) or a noisy copy (False)
+    source: str  # phrasings_digest of the phrasings these were made from
 
     def digest(self) -> str:
-        h = hashlib.sha256(CODE_VERSION.encode())
-        h.update(repr((C, CHAR_WEIGHT, WORD_WEIGHT, NOISY_COPIES, SEED)).encode())
-        for text, label in zip(self.texts, self.labels, strict=True):
-            h.update(f"{label}\t{text}\n".encode())
-        return h.hexdigest()
+        return self.source
 
 
-def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
+def phrasings(faq: FAQ) -> list[Phrasing]:
     """(entry id, kind, text) of every title, question and keyword, every language, in file order;
     then (OFF_TOPIC, "question", text) of every off-topic phrasing (faq/off_topic.yaml)."""
-    out: list[tuple[str, str, str]] = []
+    out: list[Phrasing] = []
     for entry in faq.entries.values():
         for block in entry.langs.values():
             out.append((entry.id, "title", block.title))
@@ -120,8 +138,9 @@ def phrasings(faq: FAQ) -> list[tuple[str, str, str]]:
     return out
 
 
-def training_data(items: Iterable[tuple[str, str, str]], seed: int = SEED, copies: int = NOISY_COPIES) -> TrainingData:
+def training_data(items: Iterable[Phrasing], seed: int = SEED, copies: int = NOISY_COPIES) -> TrainingData:
     """The phrasings and their noisy copies (deterministic for a seed)."""
+    items = list(items)
     rng = random.Random(seed)
     texts: list[str] = []
     labels: list[str] = []
@@ -140,7 +159,71 @@ def training_data(items: Iterable[tuple[str, str, str]], seed: int = SEED, copie
         add(entry_id, text, True)
         for v in augment.variants(text, rng, copies if kind != "keyword" else 1):
             add(entry_id, v, False)
-    return TrainingData(tuple(texts), tuple(labels), tuple(original))
+    return TrainingData(tuple(texts), tuple(labels), tuple(original), phrasings_digest(items, seed, copies))
+
+
+class Vocabulary:
+    """The model's features and their columns, as numbers: each feature's hash (Python's 64-bit
+    string hash, taken when the model is read) sorted, with its column. A dict of 100,000 feature
+    strings took 16 MB of the serving process and 0.2 s to build; this takes 2.5 MB. A message's
+    features are looked up by their hashes (`columns`): two different strings with the same 64-bit
+    hash are about one chance in 10^14 per message, and when two of the model's own features share a
+    hash (about one in 10^9) the vocabulary keeps a dict instead. `blob` holds the names, one a line
+    in column order, as the cache stores them."""
+
+    CHUNK = 8192  # names decoded at a time while hashing (the strings are let go chunk by chunk)
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        data = np.frombuffer(blob, dtype=np.uint8)
+        ends = np.append(np.flatnonzero(data == 10), len(blob))  # each name's end: "\n", or the blob's
+        self._size = len(ends) if blob else 0
+        hashes = np.empty(self._size, dtype=np.int64)
+        start = 0
+        for first in range(0, self._size, self.CHUNK):
+            last = min(first + self.CHUNK, self._size)
+            end = int(ends[last - 1])
+            names = blob[start:end].decode().split("\n")
+            hashes[first:last] = np.fromiter(map(hash, names), dtype=np.int64, count=last - first)
+            start = end + 1
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._columns = order
+        self._dict: dict[str, int] | None = None
+        if self._size > 1 and bool((self._hashes[1:] == self._hashes[:-1]).any()):
+            self._dict = {name: i for i, name in enumerate(self.names())}
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> Vocabulary:
+        """The features in column order (none is empty or holds a line break)."""
+        return cls("\n".join(names).encode())
+
+    def has_duplicates(self) -> bool:
+        """A feature listed twice (a cache file made by something else)."""
+        return self._dict is not None and len(self._dict) < self._size
+
+    def names(self) -> list[str]:
+        return self.blob.decode().split("\n") if self._size else []
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and other.blob == self.blob
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def columns(self, names: Iterable[str], count: int) -> Any:
+        """The column of each of `count` names (int64), -1 for a name the model does not know."""
+        if self._dict is not None:
+            get = self._dict.get
+            return np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=count)
+        wanted = np.fromiter(map(hash, names), dtype=np.int64, count=count)
+        if not self._size:
+            return np.full(count, -1, dtype=np.int64)
+        at = np.searchsorted(self._hashes, wanted)
+        at[at == self._size] = 0
+        return np.where(self._hashes[at] == wanted, self._columns[at], -1)
 
 
 @dataclass(frozen=True)
@@ -148,7 +231,7 @@ class RankerModel:
     """The trained model as plain arrays (what a cache stores)."""
 
     classes: tuple[str, ...]
-    vocab: Mapping[str, int]  # feature -> column; character grams first, then words ("w " prefix)
+    vocab: Vocabulary  # feature -> column; character grams first, then words ("w " prefix)
     n_chars: int  # columns below this are character grams
     idf: Any  # float32 [features]
     weights: Any  # float32 [features, classes]
@@ -156,10 +239,9 @@ class RankerModel:
     digest: str  # of the training data and the code version
 
     def arrays(self) -> dict[str, Any]:
-        names = sorted(self.vocab, key=self.vocab.__getitem__)
         return {
             "classes": np.frombuffer("\n".join(self.classes).encode(), dtype=np.uint8),
-            "vocab": np.frombuffer("\n".join(names).encode(), dtype=np.uint8),
+            "vocab": np.frombuffer(self.vocab.blob, dtype=np.uint8),
             "n_chars": np.array([self.n_chars], dtype=np.int64),
             "idf": self.idf,
             "weights": self.weights,
@@ -171,35 +253,37 @@ class RankerModel:
     def from_arrays(cls, arrays: Mapping[str, Any]) -> RankerModel:
         """The model back from `arrays()`; raises ValueError when they do not fit together."""
         classes = tuple(bytes(arrays["classes"]).decode().split("\n"))
-        names = bytes(arrays["vocab"]).decode().split("\n")
+        vocab = Vocabulary(bytes(arrays["vocab"]))
+        vocab.blob.decode()  # UTF-8, or UnicodeDecodeError (a ValueError)
         idf = np.asarray(arrays["idf"], dtype=np.float32)
         weights = np.asarray(arrays["weights"], dtype=np.float32)
         intercept = np.asarray(arrays["intercept"], dtype=np.float32)
         n_chars = int(np.asarray(arrays["n_chars"]).reshape(-1)[0])
-        if weights.shape != (len(names), len(classes)) or idf.shape != (len(names),):
+        if weights.shape != (len(vocab), len(classes)) or idf.shape != (len(vocab),):
             raise ValueError("ranker arrays of different sizes")
-        if intercept.shape != (len(classes),) or not 0 <= n_chars <= len(names):
+        if intercept.shape != (len(classes),) or not 0 <= n_chars <= len(vocab):
             raise ValueError("ranker arrays of different sizes")
-        if not (np.isfinite(weights).all() and np.isfinite(idf).all() and np.isfinite(intercept).all()):
+        # all finite: a float64 sum of float32 values cannot overflow, and any inf or nan makes it one
+        # (np.isfinite(weights) would be a 4 MB array of its own in the serving process)
+        finite = np.isfinite(np.sum(weights, dtype=np.float64))
+        if not (finite and np.isfinite(idf).all() and np.isfinite(intercept).all()):
             raise ValueError("ranker arrays hold non-finite numbers")
-        vocab = {name: i for i, name in enumerate(names)}
-        if len(vocab) != len(names):
+        if vocab.has_duplicates():
             raise ValueError("ranker vocabulary has duplicates")
         digest = bytes(arrays["digest"]).decode()
         return cls(classes, vocab, n_chars, idf, weights, intercept, digest)
 
 
-def _vector(model_vocab: Mapping[str, int], n_chars: int, idf: Any, chars: Counts, words: Counts) -> tuple[Any, Any]:
+def _vector(vocab: Vocabulary, n_chars: int, idf: Any, chars: Counts, words: Counts) -> tuple[Any, Any]:
     """Columns and TF-IDF values of one text: sublinear counts, each block of unit length."""
     del n_chars  # (the blocks are told apart by where they come from)
-    get = model_vocab.get
     col_parts: list[Any] = []
     val_parts: list[Any] = []
     for counts, prefix, block_weight in ((chars, "", CHAR_WEIGHT), (words, "w ", WORD_WEIGHT)):
         if not counts:
             continue
         names = counts if not prefix else [prefix + f for f in counts]
-        cols = np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=len(counts))
+        cols = vocab.columns(names, len(counts))
         raw = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         known = (cols >= 0) & (raw > 0)
         if not known.any():
@@ -257,14 +341,15 @@ class Ranker:
 def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
     """Every text's features as numbers, built in one pass with little memory (a dict per text
     would cost hundreds of MB for a large FAQ): (feature names, is-a-word flags, row pointers,
-    feature numbers, weighted counts)."""
+    feature numbers (int32), weighted counts (float64)). Within a row, character grams come first."""
     ids: dict[str, int] = {}
     is_word = array("b")
     cols = array("i")
     counts = array("d")
     indptr = array("q", [0])
+    grams = lru_cache(maxsize=TRAINING_GRAM_CACHE)(_grams)
     for text in texts:
-        chars, words = raw_features(text)
+        chars, words = raw_features(text, grams)
         for counter, prefix, word in ((chars, "", 0), (words, "w ", 1)):
             for feat, count in counter.items():
                 name = prefix + feat if prefix else feat
@@ -279,27 +364,35 @@ def _interned(texts: Iterable[str]) -> tuple[list[str], Any, Any, Any, Any]:
         list(ids),
         np.frombuffer(is_word, dtype=np.int8).astype(bool),
         np.frombuffer(indptr, dtype=np.int64),
-        np.frombuffer(cols, dtype=np.int32).astype(np.int64),
+        np.frombuffer(cols, dtype=np.int32),
         np.frombuffer(counts, dtype=np.float64),
     )
 
 
 def _matrix(indptr: Any, indices: Any, counts: Any, idf: Any, n_chars: int, n_features: int) -> Any:
-    """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised)."""
+    """The training texts as one sparse matrix, built as `_vector` builds one text (vectorised, in
+    place: each temporary is one array of the matrix's size, freed before the next). `counts` (float64)
+    becomes the matrix's values; `indices` and `indptr` are int32, as liblinear takes them."""
     from scipy.sparse import csr_matrix
 
     rows = len(indptr) - 1
-    tf = np.where(counts >= 1, 1.0 + np.log(np.maximum(counts, 1e-12)), counts)
-    values = tf * idf[indices]
-    row_of = np.repeat(np.arange(rows), np.diff(indptr))
-    is_word = indices >= n_chars
+    values = counts
+    ge1 = values >= 1
+    values[ge1] = 1.0 + np.log(values[ge1])  # sublinear count
+    del ge1
+    values *= idf[indices]
     # each block of each row to unit length, then scaled by the block's weight
-    key = row_of * 2 + is_word
+    is_word = indices >= n_chars
+    key = np.repeat(np.arange(rows, dtype=np.int32) * 2, np.diff(indptr))
+    key += is_word
     sq = np.bincount(key, weights=values * values, minlength=rows * 2)
-    norm = np.sqrt(sq[key])
+    norm = np.sqrt(sq)
     norm[norm == 0] = 1.0
-    values = values / norm * np.where(is_word, WORD_WEIGHT, CHAR_WEIGHT)
-    return csr_matrix((values, indices, indptr), shape=(rows, n_features))
+    values /= norm[key]
+    del key
+    values[is_word] *= WORD_WEIGHT
+    values[~is_word] *= CHAR_WEIGHT
+    return csr_matrix((values, indices, indptr), shape=(rows, n_features), copy=False)
 
 
 def _linear_svc() -> Any:
@@ -311,38 +404,49 @@ def _linear_svc() -> Any:
 
 def train(data: TrainingData, classifier: Callable[[], Any] = _linear_svc) -> RankerModel:
     """Fit the model (scikit-learn is imported here only: serving never needs it). `classifier` makes
-    the linear model (anything with fit, coef_ and intercept_)."""
+    the linear model (anything with fit, coef_ and intercept_).
 
+    Memory: the serving process never trains (bot/understanding/build.py runs this in a child
+    process); here every array of the matrix's size (2.7 million values for the shipped FAQ) is
+    made once and dropped as soon as the next step has what it needs."""
+    classes = sorted(set(data.labels))
+    if sum(c != OFF_TOPIC for c in classes) < 2:
+        raise ValueError("the ranker needs at least two entries to tell apart")
     names, is_word, indptr, cols, counts = _interned(data.texts)
-    _word_grams.cache_clear()  # the training words' grams: messages need others
     n = len(indptr) - 1
     # columns: the features seen in at least MIN_DF texts, character grams first
     df_all = np.bincount(cols, minlength=len(names))
     keep = df_all >= MIN_DF
     order = np.concatenate([np.flatnonzero(keep & ~is_word), np.flatnonzero(keep & is_word)])
     n_chars = int((keep & ~is_word).sum())
-    new_of_old = np.full(len(names), -1, dtype=np.int64)
-    new_of_old[order] = np.arange(len(order))
+    vocab = Vocabulary.from_names([names[old] for old in order.tolist()])
+    del names, keep, is_word
+    new_of_old = np.full(len(df_all), -1, dtype=np.int32)
+    new_of_old[order] = np.arange(len(order), dtype=np.int32)
     mapped = new_of_old[cols]
+    del cols, new_of_old
     kept = mapped >= 0
-    row_of = np.repeat(np.arange(n), np.diff(indptr))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[kept], minlength=n))])
+    # row pointers after dropping the rare features: kept features before each row's start
+    before = np.empty(len(kept) + 1, dtype=np.int32)
+    before[0] = 0
+    np.cumsum(kept, out=before[1:])
+    new_indptr = before[indptr]
+    del before, indptr
     cols, counts = mapped[kept], counts[kept]
-    vocab = {names[int(old)]: i for i, old in enumerate(order)}
-    del names, new_of_old, mapped, kept, row_of
+    del mapped, kept
     df = df_all[order].astype(np.float64)
+    del df_all, order
     idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-    x = _matrix(indptr, cols, counts, idf, n_chars, len(vocab))
-    classes = sorted(set(data.labels))
-    if sum(c != OFF_TOPIC for c in classes) < 2:
-        raise ValueError("the ranker needs at least two entries to tell apart")
+    x = _matrix(new_indptr, cols, counts, idf, n_chars, len(vocab))
+    del cols, counts, new_indptr
     number = {c: i for i, c in enumerate(classes)}
     y = np.array([number[label] for label in data.labels])
     clf = classifier()
     clf.fit(x, y)
+    del x
     coef, bias = np.asarray(clf.coef_), np.asarray(clf.intercept_)
-    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one hyperplane, for the second class
-        coef, bias = np.vstack([-coef, coef]), np.concatenate([-bias, bias])
+    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one row, for the second class
+        coef, bias = np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
     weights = np.ascontiguousarray(coef.T, dtype=np.float32)
     intercept = np.asarray(bias, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
