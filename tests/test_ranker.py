@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RunCli
+from conftest import DATA, RunCli, copy_content
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -210,10 +210,12 @@ def test_weighted_parts_never_raise_and_keep_every_letter(text: str) -> None:
 
 
 def test_check_trains_the_ranker_or_finds_this_version_cached(cli: RunCli, tmp_path: Path) -> None:
+    # the valid two-entry sample: the same path through check as the real FAQ, trained in a second, not ten
+    content = copy_content(tmp_path / "content", faq_files=DATA / "broken" / "valid")
     env_cache = tmp_path / "cache"
-    first = cli("check", "--quiet", env={"KOMEK_MODEL_CACHE": str(env_cache)})
+    first = cli("check", "--quiet", "--config", content.config, env={"KOMEK_MODEL_CACHE": str(env_cache)})
     assert first.returncode == 0, first.stdout + first.stderr
     assert "learned ranker: trained on this FAQ (" in first.stdout
     assert list(env_cache.glob("ranker-*.npz"))  # cached for the next start
-    again = cli("check", "--quiet", env={"KOMEK_MODEL_CACHE": str(env_cache)})
+    again = cli("check", "--quiet", "--config", content.config, env={"KOMEK_MODEL_CACHE": str(env_cache)})
     assert "learned ranker: trained on this FAQ before (cached)" in again.stdout

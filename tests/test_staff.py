@@ -14,7 +14,7 @@ import yaml
 from botapi_client import BotApiClient, BotApiServer, SimUser, buttons
 from test_bot import last, new_env, running
 
-from bot.content import load_knowledge
+from bot.content import Loaded, load_knowledge
 from bot.staff import parse_announcement, reload_job
 
 pytestmark = pytest.mark.e2e
@@ -38,14 +38,23 @@ def staff_copy(tmp_path: Path) -> tuple[Path, Path]:
     return config, faq
 
 
+@pytest.fixture(scope="module")
+def staff_loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    """A staff copy's content, loaded once per module from a copy no test changes (loading takes a
+    second or two). Each test's own staff_copy starts out identical: its bot starts from this and
+    reloads from the test's own files, which are the ones it changes."""
+    config, faq = staff_copy(tmp_path_factory.mktemp("staff-content"))
+    return load_knowledge(config, faq, dt.date.today())
+
+
 async def run_reload_job(app: Any) -> None:
     [job] = [j for j in app.job_queue.jobs() if j.callback is reload_job]
     await job.run(app)
 
 
-async def test_live_reload_and_broken_edit(botapi_server: BotApiServer, tmp_path: Path) -> None:
+async def test_live_reload_and_broken_edit(botapi_server: BotApiServer, tmp_path: Path, staff_loaded: Loaded) -> None:
     config, faq = staff_copy(tmp_path)
-    loaded = load_knowledge(config, faq, dt.date.today())
+    loaded = staff_loaded
     env = new_env(botapi_server, tmp_path / "komek.sqlite3")
     async with running(loaded, env, botapi_server, config=config, faq=faq) as bot:
         u = bot.user
@@ -69,9 +78,11 @@ async def test_live_reload_and_broken_edit(botapi_server: BotApiServer, tmp_path
         assert len(await u.bot_messages(ADMIN.id)) == 1
 
 
-async def test_admin_commands_are_refused_to_others(botapi_server: BotApiServer, tmp_path: Path) -> None:
+async def test_admin_commands_are_refused_to_others(
+    botapi_server: BotApiServer, tmp_path: Path, staff_loaded: Loaded
+) -> None:
     config, faq = staff_copy(tmp_path)
-    loaded = load_knowledge(config, faq, dt.date.today())
+    loaded = staff_loaded
     env = new_env(botapi_server, tmp_path / "komek.sqlite3")
     async with running(loaded, env, botapi_server, config=config, faq=faq) as bot:
         u = bot.user
@@ -89,9 +100,9 @@ async def test_admin_commands_are_refused_to_others(botapi_server: BotApiServer,
         assert "football" in (await last(u, ADMIN.id, 3))["text"]  # after the header, one message per question
 
 
-async def test_operator_handoff_both_ways(botapi_server: BotApiServer, tmp_path: Path) -> None:
+async def test_operator_handoff_both_ways(botapi_server: BotApiServer, tmp_path: Path, staff_loaded: Loaded) -> None:
     config, faq = staff_copy(tmp_path)
-    loaded = load_knowledge(config, faq, dt.date.today())
+    loaded = staff_loaded
     db = tmp_path / "komek.sqlite3"
     env = new_env(botapi_server, db)
     async with running(loaded, env, botapi_server, config=config, faq=faq) as bot:
@@ -124,9 +135,11 @@ async def test_operator_handoff_both_ways(botapi_server: BotApiServer, tmp_path:
     assert str(USER.id).encode() not in db.read_bytes()
 
 
-async def test_announcement_reaches_only_subscribers(botapi_server: BotApiServer, tmp_path: Path) -> None:
+async def test_announcement_reaches_only_subscribers(
+    botapi_server: BotApiServer, tmp_path: Path, staff_loaded: Loaded
+) -> None:
     config, faq = staff_copy(tmp_path)
-    loaded = load_knowledge(config, faq, dt.date.today())
+    loaded = staff_loaded
     env = new_env(botapi_server, tmp_path / "komek.sqlite3")
     async with running(loaded, env, botapi_server, config=config, faq=faq) as bot:
         u = bot.user

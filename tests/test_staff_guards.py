@@ -21,18 +21,21 @@ from botapi_client import BotApiServer as Server
 from faultproxy import FaultProxy
 from test_bot import new_env
 from test_hardening import answers, db_rows, serving
-from test_staff import ADMIN, OPERATOR, OPS_CHAT, USER, run_reload_job, staff_copy
+from test_staff import ADMIN, OPERATOR, OPS_CHAT, USER, run_reload_job, staff_copy, staff_loaded
 
 from bot.content import Loaded, load_knowledge
 
 pytestmark = pytest.mark.e2e
+_ = staff_loaded  # a module fixture of test_staff, used here by name
 QUESTION = "how do I apply for asylum"
 NEW_OPS = -100999777
 
 
-def content(tmp_path: Path) -> tuple[Path, Path, Loaded]:
+def content(tmp_path: Path, loaded: Loaded) -> tuple[Path, Path, Loaded]:
+    """The test's own staff copy, and its content as loaded (`staff_loaded`: the same files, loaded
+    once per module)."""
     config, faq = staff_copy(tmp_path)
-    return config, faq, load_knowledge(config, faq, dt.date.today())
+    return config, faq, loaded
 
 
 def set_operators_chat(config: Path, chat: int) -> None:
@@ -62,10 +65,10 @@ async def quiet(seconds: float = 0.8) -> None:
 # ------------------------------------------------------------------------------ the operators' chat
 
 
-async def test_a_question_reaches_the_operators_as_text(server: Server, tmp_path: Path) -> None:
+async def test_a_question_reaches_the_operators_as_text(server: Server, tmp_path: Path, staff_loaded: Loaded) -> None:
     """A bare "<" made the question broken HTML: Telegram refused it, the consent was used up and
     the question was gone. A user's <a href> reached the staff as a live link. Both arrive as text."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     link = '<a href="https://evil.example/login">check your case</a>'
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -85,10 +88,10 @@ async def test_a_question_reaches_the_operators_as_text(server: Server, tmp_path
 
 
 async def test_a_new_operators_chat_from_a_live_reload_gets_its_replies_delivered(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """Before, questions went to the new chat but replies there were answered as FAQ questions."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
         u = bot.user
@@ -105,12 +108,12 @@ async def test_a_new_operators_chat_from_a_live_reload_gets_its_replies_delivere
 
 
 async def test_a_reply_in_another_chat_never_reaches_the_person_of_the_same_message_id(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """The operators' group became a supergroup (a new chat id, message ids starting again) and the
     bot restarted: a staff reply to the new chat's message with the same id as a forwarded question
     went to that question's person, with "✓ delivered". Hand-offs are matched by chat and message id."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     db = tmp_path / "komek.sqlite3"
     env = new_env(server, db)
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -143,11 +146,11 @@ async def test_a_reply_in_another_chat_never_reaches_the_person_of_the_same_mess
 
 
 async def test_when_the_operators_group_becomes_a_supergroup_questions_and_replies_follow(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """Telegram answers a send to the old group with "upgraded to a supergroup" and the new id: the
     question goes to the new chat, its hand-off is recorded there, and a reply there reaches the person."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     async with FaultProxy(server.url) as proxy:
         env = dataclasses.replace(
             new_env(server, tmp_path / "komek.sqlite3"), base_url=proxy.base_url, base_file_url=proxy.base_file_url
@@ -176,9 +179,11 @@ async def _edited(u: BotApiClient, chat: int, message: dict[str, Any]) -> bool:
     return any(m["message_id"] == message["message_id"] and m.get("edit_date") for m in await u.bot_messages(chat))
 
 
-async def test_a_reply_to_a_question_whose_record_is_gone_says_not_delivered(server: Server, tmp_path: Path) -> None:
+async def test_a_reply_to_a_question_whose_record_is_gone_says_not_delivered(
+    server: Server, tmp_path: Path, staff_loaded: Loaded
+) -> None:
     """The hand-off record was not stored (disk full, retention): the reply vanished and nobody was told."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     db = tmp_path / "komek.sqlite3"
     env = new_env(server, db)
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -196,12 +201,12 @@ async def test_a_reply_to_a_question_whose_record_is_gone_says_not_delivered(ser
 
 
 async def test_a_hand_off_the_database_refused_still_works_and_the_operators_are_told(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """The disk is full (or the file read-only) when a question is passed on: the operators are told
     that this question could not be stored, and a reply to it still reaches the person while the bot
     runs (kept in memory)."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
         u = bot.user
@@ -228,10 +233,10 @@ async def test_a_hand_off_the_database_refused_still_works_and_the_operators_are
 
 
 async def test_admin_commands_answer_only_in_a_private_chat_or_the_operators_chat(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """/unanswered typed in a public group posted the questions there."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     public = -100555444
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -249,10 +254,12 @@ async def test_admin_commands_answer_only_in_a_private_chat_or_the_operators_cha
         assert await u.bot_messages(public) == []
 
 
-async def test_admin_commands_and_subscribe_pass_the_flood_guard(server: Server, tmp_path: Path) -> None:
+async def test_admin_commands_and_subscribe_pass_the_flood_guard(
+    server: Server, tmp_path: Path, staff_loaded: Loaded
+) -> None:
     """200 /stats gave 200 replies, 200 /subscribe 200 database writes. Now as for every message: 20
     a minute (telegram.flood_messages_per_minute), one "slow down", then silence."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
         u = bot.user
@@ -271,11 +278,11 @@ async def test_admin_commands_and_subscribe_pass_the_flood_guard(server: Server,
 # ------------------------------------------------------------------------------ privacy
 
 
-async def test_ask_a_person_covers_the_next_message_only(server: Server, tmp_path: Path) -> None:
+async def test_ask_a_person_covers_the_next_message_only(server: Server, tmp_path: Path, staff_loaded: Loaded) -> None:
     """After "yes", /help, /start, a menu press, a sticker or an edit of an old message: the next
     question is an ordinary question again, never forwarded. Before, the consent never expired and
     an edited old message was forwarded."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
         u = bot.user
@@ -307,9 +314,9 @@ async def test_ask_a_person_covers_the_next_message_only(server: Server, tmp_pat
         assert await u.bot_messages(OPS_CHAT) == []
 
 
-async def test_no_memory_per_user_grows_in_ptb(server: Server, tmp_path: Path) -> None:
+async def test_no_memory_per_user_grows_in_ptb(server: Server, tmp_path: Path, staff_loaded: Loaded) -> None:
     """PTB's user_data kept a dict for every user who ever wrote (≈190 B each, never released)."""
-    config, faq, loaded = content(tmp_path)
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     crowd = [SimUser(id=555_300_000 + i, first_name="M", language_code="ru") for i in range(40)]
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -321,12 +328,12 @@ async def test_no_memory_per_user_grows_in_ptb(server: Server, tmp_path: Path) -
 
 
 async def test_forget_says_the_truth_when_the_database_is_unavailable_and_tries_it_again(
-    server: Server, tmp_path: Path
+    server: Server, tmp_path: Path, staff_loaded: Loaded
 ) -> None:
     """The database could not be opened at start: /forget said everything was deleted, and the
     database was never tried again. Now it says it did not work; once the database can be opened,
     the next /forget opens it and deletes."""
-    _, _, loaded = content(tmp_path)
+    _, _, loaded = content(tmp_path, staff_loaded)
     blocker = tmp_path / "db-folder"
     blocker.write_text("a file where the database's folder should be")
     env = new_env(server, blocker / "komek.sqlite3")
@@ -348,8 +355,10 @@ async def forget(u: BotApiClient, person: SimUser, count: int) -> None:
     await u.wait_for_bot_messages(person.id, count)
 
 
-async def test_a_subscriber_who_blocked_the_bot_is_unsubscribed(server: Server, tmp_path: Path) -> None:
-    config, faq, loaded = content(tmp_path)
+async def test_a_subscriber_who_blocked_the_bot_is_unsubscribed(
+    server: Server, tmp_path: Path, staff_loaded: Loaded
+) -> None:
+    config, faq, loaded = content(tmp_path, staff_loaded)
     db = tmp_path / "komek.sqlite3"
     env = new_env(server, db)
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
@@ -367,8 +376,10 @@ async def test_a_subscriber_who_blocked_the_bot_is_unsubscribed(server: Server, 
     assert (subscribed, chat_seal) == (0, None)  # unsubscribed, and the sealed chat reference gone
 
 
-async def test_a_failed_reload_gives_the_admin_one_message(server: Server, tmp_path: Path) -> None:
-    config, faq, loaded = content(tmp_path)
+async def test_a_failed_reload_gives_the_admin_one_message(
+    server: Server, tmp_path: Path, staff_loaded: Loaded
+) -> None:
+    config, faq, loaded = content(tmp_path, staff_loaded)
     env = new_env(server, tmp_path / "komek.sqlite3")
     async with serving(loaded, env, server, config=config, faq=faq) as bot:
         asylum = faq / "asylum.yaml"
