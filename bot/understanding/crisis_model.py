@@ -57,9 +57,7 @@ def read_examples(path: Path = EXAMPLES) -> Examples:
 
 def training_data(ex: Examples) -> ranker.TrainingData:
     parts = [
-        ranker.training_data(
-            [(c, "question", q) for c, qs in ex.crisis.items() for q in qs], copies=CRISIS_COPIES
-        ),
+        ranker.training_data([(c, "question", q) for c, qs in ex.crisis.items() for q in qs], copies=CRISIS_COPIES),
         ranker.training_data([(NONE, "question", q) for q in ex.calm], copies=CALM_COPIES),
         ranker.training_data([(NONE, "question", q) for q in ex.ordinary], copies=0),
     ]
