@@ -44,7 +44,8 @@ GOAL_SECONDS = 1.5
 GOAL_RSS_MB = 150.0
 GOAL_BUILD_SECONDS = 10.0
 READY = re.compile(
-    r"ranker ready after ([\d.]+) s: the build process took ([\d.]+) s \(training ([\d.]+) s\), peak ([\d.]+) MB"
+    r"ranker ready after ([\d.]+) s: the build process took ([\d.]+) s "
+    r"\(training ([\d.]+) s; ([\d.]+) s of CPU\), peak ([\d.]+) MB"
 )
 
 
@@ -127,7 +128,7 @@ async def _observe(
             )
             out["ranker_ready_s"] = time.perf_counter() - t0
             out["build_wall_s"], out["build_train_s"] = float(found.group(2)), float(found.group(3))
-            out["build_peak_rss_mb"] = float(found.group(4))
+            out["build_cpu_s"], out["build_peak_rss_mb"] = float(found.group(4)), float(found.group(5))
             await client.send_message(user.id, AFTER, user)  # answered by the matcher and the ranker
             await client.wait_for(lambda: answered(2), timeout=60, interval=0.01, message="the second answer")
         out["rss_peak_mb"] = _status_mb(proc.pid, "VmHWM")
@@ -198,6 +199,8 @@ def run() -> dict[str, Any]:
             "build_wall_s": _all(cold, "build_wall_s"),
             "median_build_wall_s": _med(cold, "build_wall_s"),
             "median_build_train_s": _med(cold, "build_train_s"),
+            "build_cpu_s": _all(cold, "build_cpu_s"),
+            "median_build_cpu_s": _med(cold, "build_cpu_s"),
             "build_peak_rss_mb": _all(cold, "build_peak_rss_mb", 0),
             "median_build_peak_rss_mb": _med(cold, "build_peak_rss_mb", 0),
             "engine": cold[0]["engine_logged"],
@@ -214,7 +217,8 @@ def run() -> dict[str, Any]:
     say(f"    serving process peak RSS median {c['median_peak_rss_mb']:.1f} MB {c['peak_rss_mb']}")
     say(
         f"    build process: median {c['median_build_wall_s']:.2f} s {c['build_wall_s']} (training"
-        f" {c['median_build_train_s']:.2f} s), peak RSS median {c['median_build_peak_rss_mb']:.0f} MB"
+        f" {c['median_build_train_s']:.2f} s; CPU {c['median_build_cpu_s']:.2f} s {c['build_cpu_s']}),"
+        f" peak RSS median {c['median_build_peak_rss_mb']:.0f} MB"
         f" {c['build_peak_rss_mb']}"
     )
     say(f"    log: {c['engine']}")

@@ -156,7 +156,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     ranker = loaded.knowledge.understanding.ranker
     if ranker is not None:
         how = "trained on this FAQ" if loaded.ranker_source == "trained" else "trained on this FAQ before (cached)"
-        took = f"; {loaded.build[2]:.1f} s" if loaded.build is not None else ""
+        took = f"; {loaded.build.wall_seconds:.1f} s" if loaded.build is not None else ""
         print(f"learned ranker: {how} ({len(ranker.classes)} entries, {len(ranker.model.vocab)} features{took})")
     else:
         print(f"learned ranker: none for a FAQ of {len(faq.entries)} entries (the matcher decides alone)")

@@ -28,7 +28,7 @@ from bot.dialogue import Knowledge
 from bot.faq import FAQ, load_faq
 from bot.problems import ContentError, Problem, Problems
 from bot.understanding import ranker
-from bot.understanding.build import Build, BuildError, read_cached_model, write_cached_model
+from bot.understanding.build import Build, BuildError, Built, read_cached_model, write_cached_model
 
 log = logging.getLogger("komek")
 Training = Literal["here", "child", "later"]
@@ -51,8 +51,8 @@ class Loaded:
     # "pending": the matcher alone until `trained` has trained the model in a child process
     ranker_source: str = "trained"
     pending: Pending | None = None
-    # the child's figures when it trained the model: (its seconds, its peak RSS in MB, wall seconds)
-    build: tuple[float, float, float] | None = None
+    # the child's figures when it trained the model (bot/understanding/build.py)
+    build: Built | None = None
 
 
 def resolve_faq_dir(config: Config, config_path: Path, faq_dir: Path | None) -> Path:
@@ -125,7 +125,7 @@ def trained(loaded: Loaded, builds: set[Build] | None = None) -> Loaded:
         knowledge=loaded.knowledge.with_ranker(built.model),
         ranker_source="trained",
         pending=None,
-        build=(built.seconds, built.peak_rss_mb, built.wall_seconds),
+        build=built,
     )
 
 

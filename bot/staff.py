@@ -82,14 +82,16 @@ async def with_ranker(svc: Services, loaded: Loaded) -> Loaded:
     builds = svc.extra.setdefault("builds", set())
     started = time.monotonic()
     done = await asyncio.to_thread(trained, loaded, builds)
-    seconds, peak_mb, wall = done.build or (0.0, 0.0, 0.0)
-    log.info(
-        "ranker ready after %.1f s: the build process took %.1f s (training %.1f s), peak %.0f MB",
-        time.monotonic() - started,
-        wall,
-        seconds,
-        peak_mb,
-    )
+    if done.build is not None:
+        b = done.build
+        log.info(
+            "ranker ready after %.1f s: the build process took %.1f s (training %.1f s; %.1f s of CPU), peak %.0f MB",
+            time.monotonic() - started,
+            b.wall_seconds,
+            b.seconds,
+            b.cpu_seconds,
+            b.peak_rss_mb,
+        )
     return done
 
 

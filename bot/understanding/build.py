@@ -12,7 +12,7 @@ stdin as JSON; the child makes the noisy copies, trains, writes the model's arra
 the parent's (`.npz`, read there with allow_pickle=False and checked to be the model of exactly the
 phrasings sent, then removed), copies the file into the cache folder (what a restart reads) and
 prints one JSON line on stdout, {"ok": true, "file": ..., "cached": ..., "seconds": ...,
-"peak_rss_mb": ...} or {"ok": false, "error": ...}. The hand-over file is the parent's own, so
+"peak_rss_mb": ..., "cpu_seconds": ...} or {"ok": false, "error": ...}. The hand-over file is the parent's own, so
 another process writing the shared cache (a `check` of another FAQ version removes the other
 versions) cannot take it away; a cache that cannot be written costs only the next start's training.
 
@@ -147,6 +147,7 @@ class Built:
     model: ranker.RankerModel
     seconds: float  # the child's own time, from reading the data to the model written
     peak_rss_mb: float  # the child's peak resident memory
+    cpu_seconds: float  # the child's CPU time, imports included (what its wall time is on an idle core)
     cached: bool  # written to the cache folder (False: it could not be written)
     wall_seconds: float = 0.0  # from starting the child to the model read back (imports included)
 
@@ -242,6 +243,7 @@ class Build:
             model,
             float(said.get("seconds", 0.0)),
             float(said.get("peak_rss_mb", 0.0)),
+            float(said.get("cpu_seconds", 0.0)),
             bool(said.get("cached")),
             round(time.perf_counter() - self._started, 3),
         )
@@ -254,13 +256,15 @@ def train_in_child(items: Sequence[ranker.Phrasing], cache: Path, timeout: float
     return build.wait()
 
 
-def _peak_rss_mb() -> float:
+def _usage() -> tuple[float, float]:
+    """This process's peak RSS (MB) and CPU seconds so far; zeros where `resource` is missing."""
     try:
         import resource
-    except ImportError:  # not on Linux or macOS: no figure
-        return 0.0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    except ImportError:  # not on Linux or macOS: no figures
+        return 0.0, 0.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return round(peak, 1), round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def child(argv: list[str]) -> int:
@@ -287,7 +291,9 @@ def child(argv: list[str]) -> int:
         return 1
     cached = install_cached_file(cache, path, model.digest) is not None
     seconds = round(time.perf_counter() - started, 3)
-    said = {"ok": True, "file": str(path), "cached": cached, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    peak, cpu = _usage()
+    said = {"ok": True, "file": str(path), "cached": cached, "seconds": seconds}
+    said |= {"peak_rss_mb": peak, "cpu_seconds": cpu}
     print(json.dumps(said), flush=True)
     return 0
 
