@@ -22,7 +22,7 @@ from conftest import DATA, ContentCopy, RunCli, copy_content
 from test_bot import last, new_env, running
 from test_ranker import SMALL
 
-from bot.content import load_knowledge, read_cached_model
+from bot.content import load_knowledge, read_cached_model, trained
 from bot.dialogue import reply_to_text
 from bot.handlers import Services
 from bot.understanding import ranker
@@ -101,6 +101,18 @@ def test_a_two_entry_faq_gets_a_ranker_that_ranks_both(tmp_path: Path, monkeypat
     assert loaded.ranker_source == "trained" and r is not None
     assert [e for e, _ in r.rank("горячая линия телефон", 5)] == ["hotline", "asylum-apply"]
     assert r.rank(QUESTION, 1)[0][0] == "asylum-apply"
+
+
+def test_a_model_cached_meanwhile_by_another_process_is_read_not_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOMEK_MODEL_CACHE", str(tmp_path / "cache"))
+    content = tiny_content(tmp_path)
+    waiting = load_knowledge(content.config, None, TODAY, train="later")
+    assert waiting.ranker_source == "pending"
+    load_knowledge(content.config, None, TODAY)  # e.g. a `check` or another start trains it meanwhile
+    done = trained(waiting)
+    assert done.ranker_source == "cache" and done.build is None and done.knowledge.understanding.ranker is not None
 
 
 @pytest.mark.e2e
