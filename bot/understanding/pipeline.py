@@ -43,11 +43,6 @@ class Understanding:
         return cls(index, ranker, calibration or shipped_calibration())
 
 
-def candidates_for(u: Understanding, text: str, mc: MatcherConfig) -> tuple[Candidate, ...]:
-    """The matcher's candidates (the crisis branch also looks at them)."""
-    return tuple(u.index.match(text, limit=max(5, mc.max_suggestions + 1)))
-
-
 def understand(
     u: Understanding, text: str, mc: MatcherConfig, candidates: tuple[Candidate, ...] | None = None
 ) -> Decision:
