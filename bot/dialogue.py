@@ -329,6 +329,8 @@ def reply_to_text(k: Knowledge, text: str, lang: str) -> Reply:
     text = _URL_RE.sub(" ", text)  # a link says nothing about the question, and its pieces read as unknown words
     crisis = detect(text)
     content = k.index.content_terms(text)
+    if not content and crisis is not None and crisis.learned and _smalltalk_kind(text) is not None:
+        crisis = None  # "hello" alone: the model's guess never outweighs plain small talk
     if not content and crisis is None:
         kind = _smalltalk_kind(text)
         if kind is not None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.dialogue import SMALLTALK, URGENT, Knowledge, reply_to_text
 from bot.understanding import crisis_model
 from bot.understanding.crisis import category_names, detect
 
@@ -90,3 +91,14 @@ def test_any_text_gets_a_category_or_none(text: str) -> None:
     assert value == value  # not NaN
     found = detect(text)
     assert found is None or found.category in category_names()
+
+
+@pytest.mark.parametrize("text", ["hello", "hello!", "привет", "сәлем", "thanks"])
+def test_small_talk_alone_gets_small_talk_not_an_alarm(knowledge: Knowledge, text: str) -> None:
+    reply = reply_to_text(knowledge, text, "en")
+    assert reply.kind == SMALLTALK and not reply.urgent
+
+
+def test_a_bare_cry_stays_an_alarm(knowledge: Knowledge) -> None:
+    for text in ("help", "помогите", "SOS"):
+        assert reply_to_text(knowledge, text, "en").kind == URGENT

@@ -26,7 +26,7 @@ if someone is thinking about suicide? asking in general"); see `detect`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,6 +50,7 @@ class Crisis:
     category: str  # the first category that matched, by the order in crisis.yaml
     categories: tuple[str, ...]  # every category that matched, in that order
     entry_id: str  # the FAQ entry that belongs to the category
+    learned: bool = False  # found by the model alone, no rule standing (crisis_model.py)
 
 
 @dataclass(frozen=True)
@@ -352,7 +353,8 @@ def detect(text: str, learned: bool = True) -> Crisis | None:
         return _crisis(found)
     if value <= (crisis_model.LIFE_THRESHOLD if category in LIFE_FIRST else crisis_model.THRESHOLD):
         return None
-    return _crisis([category])
+    found_by_model = _crisis([category])
+    return None if found_by_model is None else replace(found_by_model, learned=True)
 
 
 LIFE_FIRST = ("suicide", "medical")  # when the rules find these, their reply comes first whatever else
