@@ -302,10 +302,9 @@ class Serving:
 
     def _train(self) -> None:
         from bot.content import trained
-        from bot.understanding.build import NICENESS
 
         try:
-            self._loaded = trained(self._loaded, self._builds, NICENESS)
+            self._loaded = trained(self._loaded, self._builds)
         except ContentError as exc:
             logging.getLogger("komek").warning("%s; the matcher answers alone", exc.problems[0])
 

@@ -102,20 +102,19 @@ def cached_or_pending(
     return None, "pending", Pending(tuple(items), cache)
 
 
-def trained(loaded: Loaded, builds: set[Build] | None = None, niceness: int = 0) -> Loaded:
+def trained(loaded: Loaded, builds: set[Build] | None = None) -> Loaded:
     """`loaded` with its learned ranker, trained now in a child process (bot/understanding/build.py)
     and read back from the cache. Blocks (call it in a thread from the bot); while it runs, the
     version serving keeps serving. `builds`: the running build is kept there while it runs, so a
-    shutdown can stop it; `niceness`: the child's lower CPU priority (beside a serving bot). When
-    another process has cached this version's model meanwhile, that is read instead. Raises
-    ContentError, the one problem `check` shows, when it fails."""
+    shutdown can stop it. When another process has cached this version's model meanwhile, that is
+    read instead. Raises ContentError, the one problem `check` shows, when it fails."""
     pending = loaded.pending
     if pending is None:
         return loaded
     cached = read_cached_model(pending.cache, ranker.phrasings_digest(pending.phrasings))
     if cached is not None:  # e.g. the bot restarted after a network error, or a `check` trained it
         return replace(loaded, knowledge=loaded.knowledge.with_ranker(cached), ranker_source="cache", pending=None)
-    build = Build(pending.phrasings, pending.cache, niceness=niceness)
+    build = Build(pending.phrasings, pending.cache)
     if builds is not None:
         builds.add(build)
     try:

@@ -33,7 +33,6 @@ from bot.handlers import Services, send_reply, send_text, services
 from bot.i18n import choose_language
 from bot.outbox import Outgoing
 from bot.privacy import pseudonym, scrub, seal, unseal
-from bot.understanding.build import NICENESS
 from bot.yamlio import file_signature
 
 log = logging.getLogger("komek")
@@ -82,7 +81,7 @@ async def with_ranker(svc: Services, loaded: Loaded) -> Loaded:
         return loaded
     builds = svc.extra.setdefault("builds", set())
     started = time.monotonic()
-    done = await asyncio.to_thread(trained, loaded, builds, NICENESS)
+    done = await asyncio.to_thread(trained, loaded, builds)
     if done.build is not None:
         b = done.build
         log.info(

@@ -47,7 +47,6 @@ CACHE_PREFIX = "ranker-"
 # a build that takes longer is stopped (and counts as failed): the shipped FAQ trains in under 10 s,
 # a FAQ of MAX_ENTRIES entries in about 30 s; KOMEK_BUILD_TIMEOUT (seconds) changes it
 BUILD_TIMEOUT = 600.0
-NICENESS = 10  # the bot's child at a lower CPU priority: its answers come before the ranker arriving
 ERROR_TAIL = 400  # characters of the child's stderr shown when it ended without saying why
 
 
@@ -160,11 +159,8 @@ class Build:
     """Training one model in a child process: `start()`, then `wait()` (blocks: from a thread in
     the bot) for the model, or `cancel()` (any thread) to stop the child."""
 
-    def __init__(
-        self, items: Sequence[ranker.Phrasing], cache: Path, timeout: float | None = None, niceness: int = 0
-    ) -> None:
+    def __init__(self, items: Sequence[ranker.Phrasing], cache: Path, timeout: float | None = None) -> None:
         self.items = items
-        self.niceness = niceness  # added to the child's: NICENESS beside a serving bot, 0 for `check`
         self.digest = ranker.phrasings_digest(items)
         self.cache = cache
         self.timeout = build_timeout(os.environ) if timeout is None else timeout
@@ -183,11 +179,8 @@ class Build:
                 raise BuildError("the build was cancelled")
             self._started = time.perf_counter()
             self._handover = Path(tempfile.mkdtemp(prefix="komek-build-"))
-            args = [sys.executable, "-m", "bot.understanding.build", str(self.cache), str(self._handover)]
-            if self.niceness:
-                args.append(f"--nice={self.niceness}")
             self._proc = subprocess.Popen(
-                args,
+                [sys.executable, "-m", "bot.understanding.build", str(self.cache), str(self._handover)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -255,11 +248,9 @@ class Build:
         )
 
 
-def train_in_child(
-    items: Sequence[ranker.Phrasing], cache: Path, timeout: float | None = None, niceness: int = 0
-) -> Built:
+def train_in_child(items: Sequence[ranker.Phrasing], cache: Path, timeout: float | None = None) -> Built:
     """Train on these phrasings in a child process and wait for it (blocks); raises BuildError."""
-    build = Build(items, cache, timeout, niceness)
+    build = Build(items, cache, timeout)
     build.start()
     return build.wait()
 
@@ -278,14 +269,10 @@ def _usage() -> tuple[float, float]:
 def child(argv: list[str]) -> int:
     """The child's side: the phrasings on stdin; the model's file in the hand-over folder and the
     cache; one JSON line on stdout."""
-    niceness = [int(a.removeprefix("--nice=")) for a in argv if a.startswith("--nice=")]
-    folders = [a for a in argv if not a.startswith("--")]
-    if len(folders) != 2 or len(niceness) > 1:
-        print("usage: python -m bot.understanding.build CACHE_FOLDER HANDOVER_FOLDER [--nice=N]", file=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python -m bot.understanding.build CACHE_FOLDER HANDOVER_FOLDER", file=sys.stderr)
         return 2
-    cache, handover = Path(folders[0]), Path(folders[1])
-    if niceness and hasattr(os, "nice"):
-        os.nice(niceness[0])  # beside a serving bot: its answers come first when the two share a core
+    cache, handover = Path(argv[0]), Path(argv[1])
     started = time.perf_counter()
     try:
         payload = json.loads(sys.stdin.buffer.read())
