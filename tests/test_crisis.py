@@ -161,6 +161,7 @@ CRISIS_SETS = [
     "crisis5.yaml",
     "crisis6.yaml",
     "crisis6b.yaml",
+    "crisis7.yaml",
 ]
 
 
@@ -183,11 +184,13 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm5.yaml",
         "calm6.yaml",
         "calm6b.yaml",
+        "calm7.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
         "eval_blind2.yaml",
         "eval_blind3.yaml",
+        "eval_blind4.yaml",
     ],
 )
 def test_false_alarms_stay_under_three_percent(name: str) -> None:
