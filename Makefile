@@ -53,8 +53,8 @@ eval: $(STAMP)
 	$(PY) -m bot eval tests/data/eval.yaml --misses 0 --unseen
 	$(PY) -m bot eval tests/data/eval_holdout.yaml --misses 0 --unseen
 	$(PY) -m bot eval tests/data/eval_blind.yaml --misses 0 --unseen
-	$(PY) -m bot eval tests/data/eval_blind2.yaml --misses 0
-	$(PY) -m bot eval tests/data/eval_blind3.yaml --misses 0
+	$(PY) -m bot eval tests/data/eval_blind2.yaml --misses 0 --unseen
+	$(PY) -m bot eval tests/data/eval_blind3.yaml --misses 0 --unseen
 
 # Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
 # and written to bench/results/ (latest.json, latest.txt). About 3 minutes on 2 cores (the runs in

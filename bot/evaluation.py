@@ -119,9 +119,9 @@ def with_engine(k: Knowledge, engine: str) -> Knowledge:
 
 
 def unseen(k: Knowledge, items: list[Item]) -> Knowledge:
-    """The same content without the FAQ questions that are one of the set's messages (after
-    normalisation), the ranker trained and the index built on what is left: figures on a set whose
-    messages went into the FAQ as phrasings are then fair again."""
+    """The same content without the FAQ questions and off-topic phrasings that are one of the set's
+    messages (after normalisation), the ranker trained and the index built on what is left: figures
+    on a set whose messages went into the FAQ as phrasings are then fair again."""
     asked = {normalize(i.q) for i in items}
     entries = {
         e.id: dataclasses.replace(
@@ -133,7 +133,8 @@ def unseen(k: Knowledge, items: list[Item]) -> Knowledge:
         )
         for e in k.faq.entries.values()
     }
-    return Knowledge.build(k.config, dataclasses.replace(k.faq, entries=entries))
+    off_topic = tuple(t for t in k.faq.off_topic if normalize(t) not in asked)
+    return Knowledge.build(k.config, dataclasses.replace(k.faq, entries=entries, off_topic=off_topic))
 
 
 def evaluate(k: Knowledge, items: list[Item]) -> Report:
