@@ -83,10 +83,15 @@ class Knowledge:
 
     @classmethod
     def build(
-        cls, config: Config, faq: FAQ, model: ranker.RankerModel | Literal["train"] | None = "train"
+        cls,
+        config: Config,
+        faq: FAQ,
+        model: ranker.RankerModel | Literal["train"] | None = "train",
+        warm: bool = True,
     ) -> Knowledge:
         """Everything for one FAQ version. `model`: the learned ranker's (trained here by default;
-        None: the matcher decides alone)."""
+        None: the matcher decides alone). `warm=False`: the index's words are worked out later, by
+        whoever calls `index.warm_up()` (the bot, in a thread after start-up)."""
         texts = Texts(faq.ui, config.default_language)
         values: dict[str, dict[str, str]] = {}
         for lang in config.languages:
@@ -94,7 +99,7 @@ class Knowledge:
             values[lang] = placeholder_values(config, lang, missing)
         if model == "train":
             model = ranker.build(faq)
-        index = Index(faq)
+        index = Index(faq, warm=warm)
         understanding = Understanding.of(index, ranker.Ranker(model) if model is not None else None)
         return cls(config=config, faq=faq, index=index, texts=texts, understanding=understanding, values=values)
 

@@ -37,6 +37,7 @@ from bot.yamlio import file_signature
 
 log = logging.getLogger("komek")
 RELOAD_SECONDS = 30  # "within a minute" of a saved edit
+BUILD_DELAY = 2.0  # seconds after start-up before the ranker's build starts (train_after_start)
 QUESTION_KINDS = ("answer", "did_you_mean", "fallback", "urgent", "smalltalk")
 QUESTION_HEADER = "🙋 Question"
 UNRECORDED_HANDOFFS = 1000  # hand-offs the database could not take, kept in memory (oldest dropped)
@@ -110,8 +111,10 @@ async def train_after_start(context: ContextTypes.DEFAULT_TYPE, loaded: Loaded) 
     """The bot started without this FAQ version's model cached: the matcher answers alone from the
     first message while a child process trains the ranker; then the same version with its ranker is
     swapped in. When training fails the matcher keeps answering alone and the admins are told, as
-    for a broken FAQ."""
+    for a broken FAQ. The build starts BUILD_DELAY seconds after start-up: it takes both cores (two
+    training processes), and the first messages are answered sooner without it."""
     svc = services(context)
+    await asyncio.sleep(BUILD_DELAY)
     async with _content_lock(svc):
         if svc.knowledge is not loaded.knowledge:
             return  # a reload served another version meanwhile

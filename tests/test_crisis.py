@@ -162,6 +162,7 @@ CRISIS_SETS = [
     "crisis6.yaml",
     "crisis6b.yaml",
     "crisis7.yaml",
+    "crisis8.yaml",
 ]
 
 
@@ -185,6 +186,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm6.yaml",
         "calm6b.yaml",
         "calm7.yaml",
+        "calm8.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",

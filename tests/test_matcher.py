@@ -337,3 +337,14 @@ def test_a_gram_repeated_64_times_or_more_weighs_as_in_the_dicts(knowledge: Know
     # words are told apart, repeats of one word are not): past the _TF table
     text = " ".join("ста" + a + b for a in "бвгдклмнпр" for b in "абвгдежз") + " беженца убежище"
     assert dict_blend_index.match(text, limit=6) == knowledge.index.match(text, limit=6)
+
+
+def test_an_index_built_cold_answers_the_same_before_and_after_its_warm_up(knowledge: Knowledge) -> None:
+    """The bot builds its index with warm=False and works the FAQ's words out in a thread."""
+    cold = Index(knowledge.faq, warm=False)
+    assert len(cold._word_cache) == 0
+    messages = ["как подать на статус беженца", "potyeryal pasport", "погода в алматы", "мектепке бала"]
+    before = [cold.match(m) for m in messages]
+    cold.warm_up()
+    assert len(cold._word_cache) >= len(cold._vocab)
+    assert [cold.match(m) for m in messages] == before == [knowledge.index.match(m) for m in messages]

@@ -327,3 +327,16 @@ def test_the_gate_never_raises_and_its_verdict_is_consistent(knowledge: Knowledg
     assert v.asking_top is None or v.asking_top in knowledge.faq.entries
     assert (v.kind == FALLBACK) == (not v.picks)
     assert all(part in text for part, _ in weighted_parts(text))
+
+
+def test_the_rankers_off_topic_class_rejects_where_the_matcher_is_unsure() -> None:
+    # no rejection model at all: the rule alone
+    cal = dataclasses.replace(rejecting(0.1), reject_coef=())
+    unsure = verdict((cand("a", 0.31), cand("b", 0.30)), MC)  # did you mean
+    sure = verdict((cand("a", 0.6), cand("b", 0.3)), MC)  # the matcher would answer "a"
+    assert unsure.kind == SUGGEST and sure.kind == ANSWER
+    assert rejects(SCORES, 0.5, unsure, 4, cal)  # off-topic 0.5 beats the best entry's 0.4
+    assert not rejects(SCORES, 0.3, unsure, 4, cal)  # it does not
+    assert not rejects(SCORES, 0.5, sure, 4, cal)  # a confident lexical match stands
+    assert not rejects(SCORES, None, unsure, 4, cal)  # a model without the class
+    assert decide(SCORES, unsure, 4, cal, off_topic=0.5).kind == FALLBACK

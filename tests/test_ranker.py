@@ -219,3 +219,43 @@ def test_check_trains_the_ranker_or_finds_this_version_cached(cli: RunCli, tmp_p
     assert list(env_cache.glob("ranker-*.npz"))  # cached for the next start
     again = cli("check", "--quiet", "--config", content.config, env={"KOMEK_MODEL_CACHE": str(env_cache)})
     assert "learned ranker: trained on this FAQ before (cached)" in again.stdout
+
+
+def test_training_in_two_processes_gives_each_class_the_model_a_single_run_gives() -> None:
+    data = ranker.training_data(SMALL)
+    one = ranker.train(data, classifier=ranker._linear_svc)
+    split = ranker.train(data, classifier=lambda: ranker.SplitOneVsRest(workers=2))
+    assert one.classes == split.classes and one.vocab == split.vocab
+    # liblinear stops at its tolerance, and each group sees the rows in another order
+    assert np.abs(one.weights.astype(np.float32) - split.weights.astype(np.float32)).max() < 0.05
+    r1, r2 = ranker.Ranker(one), ranker.Ranker(split)
+    for text in ("как подат на убижище", "potyeryal pasport", "rebenok v shkolu", "паспорт"):
+        assert r1.rank(text, 1)[0][0] == r2.rank(text, 1)[0][0]
+    again = ranker.train(data, classifier=lambda: ranker.SplitOneVsRest(workers=2))
+    assert np.array_equal(again.weights, split.weights)  # deterministic
+
+
+def test_a_group_of_one_class_is_a_binary_model_turned_the_right_way() -> None:
+    # three classes in two processes: one group is a single class and "rest"
+    x = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 1.0], [0.0, 0.1, 0.9]])
+    y = np.array([0, 0, 1, 1, 2, 2])
+    clf = ranker.SplitOneVsRest(workers=2).fit(x, y)
+    assert clf.coef_.shape == (3, 3)
+    assert (np.argmax(x @ clf.coef_.T + clf.intercept_, axis=1) == y).all()
+
+
+def test_weights_are_served_as_float16(small_model: ranker.RankerModel) -> None:
+    assert small_model.weights.dtype == np.float16
+    back = ranker.RankerModel.from_arrays(small_model.arrays())
+    assert back.weights.dtype == np.float16 and np.array_equal(back.weights, small_model.weights)
+    assert ranker.Ranker(small_model).scores("паспорт").dtype == np.float32
+
+
+def test_interning_in_two_halves_gives_exactly_the_one_pass_result() -> None:
+    texts = [f"{q} {i} вариант{i % 97}" for i in range(2600) for _, _, q in SMALL[i % len(SMALL) : i % len(SMALL) + 1]]
+    assert len(texts) >= 2 * ranker.INTERN_SPLIT_MIN
+    one = ranker._interned(texts)
+    halves = ranker._interned_in_halves(texts, workers=2)
+    assert one[0] == halves[0]
+    for a, b in zip(one[1:], halves[1:], strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

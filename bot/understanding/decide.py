@@ -250,8 +250,14 @@ def rejects(
     words: int,
     calibration: Calibration,
 ) -> bool:
-    """Does the rejection model find the message off-topic (at or above reject_p)?"""
-    if not calibration.reject_coef or len(ranker_scores) < 2:
+    """Is the message off-topic? Either the ranker's off-topic class beats every entry while the
+    matcher would not answer on its own (the ranker's own "not ours", met by no confident lexical
+    match: a gate like the matcher's fallback), or the rejection model says so (at or above reject_p)."""
+    if len(ranker_scores) < 2:
+        return False
+    if off_topic is not None and off_topic >= ranker_scores[0][1] and verdict.kind != ANSWER:
+        return True
+    if not calibration.reject_coef:
         return False
     feats = reject_features(ranker_scores, off_topic, verdict, words)
     return calibration.off_topic_probability(feats) >= calibration.reject_p
