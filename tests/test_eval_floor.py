@@ -20,15 +20,18 @@ from bot.understanding.pipeline import ENGINES
 from bot.yamlio import read_yaml
 
 DATA = Path(__file__).resolve().parent / "data"
-# the five sets measure 0.960-0.987 shown-first and 0.937-0.966 strict (README, Accuracy)
+# the seven sets measure 0.936-0.987 shown-first and 0.907-0.966 strict (README, Accuracy)
 SHOWN_FIRST_FLOOR = 0.92
 STRICT_TOP1_FLOOR = 0.90
-REJECTION_FLOOR = 0.93  # the issue's bar; 0.933-0.992 on the five sets (eval_blind: 28 of 30)
+REJECTION_FLOOR = 0.93  # the issue's bar
 DIRECT_PRECISION_FLOOR = 0.95  # a wrong direct answer is the worst outcome (crisis replies count as direct)
-SETS = ("eval.yaml", "eval_holdout.yaml", "eval_blind.yaml", "eval_blind2.yaml", "eval_blind3.yaml")
-# the three oldest sets (1,000 messages) are taken out of the FAQ together, and the ranker trained once
-# for them (a training per set made this the slowest test file); the newer sets each on their own
-TOGETHER = ("eval.yaml", "eval_holdout.yaml", "eval_blind.yaml")
+# the sets are taken out of the FAQ in groups, and the ranker trained once per group (a training per
+# set made this the slowest test file): the three oldest (1,000 messages), then two by two
+GROUPS = (
+    ("eval.yaml", "eval_holdout.yaml", "eval_blind.yaml"),
+    ("eval_blind2.yaml", "eval_blind3.yaml"),
+    ("eval_blind4.yaml", "eval_blind5.yaml"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,34 +52,30 @@ def test_eval_set_is_big_varied_and_covers_every_entry(knowledge: Knowledge, ite
     assert len({i.q for i in items}) == len(items)
 
 
-_TOGETHER: dict[int, Knowledge] = {}
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: "+".join(n.removesuffix(".yaml") for n in g))
+def test_accuracy_floor_and_the_combination_beats_its_parts(knowledge: Knowledge, group: tuple[str, ...]) -> None:
+    # These messages are FAQ phrasings now (issue 12): a group's sets are taken out of the FAQ first
+    # and the ranker is trained on the rest (`python -m bot eval --unseen`, as `make eval` runs it,
+    # takes out one set at a time: a little more training data than here)
+    fair = unseen(knowledge, [item for name in group for item in parse_items(read_yaml(DATA / name))])
+    for name in group:
+        _floors_hold(fair, name)
 
 
-def _unseen_together(knowledge: Knowledge) -> Knowledge:
-    if id(knowledge) not in _TOGETHER:
-        both = [item for name in TOGETHER for item in parse_items(read_yaml(DATA / name))]
-        _TOGETHER[id(knowledge)] = unseen(knowledge, both)
-    return _TOGETHER[id(knowledge)]
-
-
-@pytest.mark.parametrize("name", SETS)
-def test_accuracy_floor_and_the_combination_beats_its_parts(knowledge: Knowledge, name: str) -> None:
-    # Most of these messages are FAQ phrasings now (issue 12): they are taken out of the FAQ first
-    # and the ranker is trained on the rest (`python -m bot eval --unseen`, as `make eval` runs it)
+def _floors_hold(fair: Knowledge, name: str) -> None:
     items = parse_items(read_yaml(DATA / name))
-    fair = _unseen_together(knowledge) if name in TOGETHER else unseen(knowledge, items)
     got = {engine: evaluate(with_engine(fair, engine), items).as_dict()["overall"] for engine in ENGINES}
     combined = got["combined"]
-    assert combined["shown_first"] >= SHOWN_FIRST_FLOOR, combined
-    assert combined["strict_top1"] >= STRICT_TOP1_FLOOR, combined
-    assert combined["rejection"] >= REJECTION_FLOOR, combined
-    assert combined["direct_precision"] >= DIRECT_PRECISION_FLOOR, combined
+    assert combined["shown_first"] >= SHOWN_FIRST_FLOOR, (name, combined)
+    assert combined["strict_top1"] >= STRICT_TOP1_FLOOR, (name, combined)
+    assert combined["rejection"] >= REJECTION_FLOOR, (name, combined)
+    assert combined["direct_precision"] >= DIRECT_PRECISION_FLOOR, (name, combined)
     # rejection: at least as good, but for one off-topic message at most. The ranker alone rejects
     # every message whose best value is not positive, so it wins a message now and then, always at a
     # far lower strict top-1 (eval.yaml, 2026-12-08: 63 of 65 against the combination's 62, at strict
     # 0.923 against 0.949); which single message falls either way moves with any retraining
     one_message = 1 / max(1, sum(1 for i in items if i.expect is None))
     for alone in ("matcher", "ranker"):
-        assert combined["strict_top1"] > got[alone]["strict_top1"], got
-        assert combined["shown_first"] >= got[alone]["shown_first"], got
-        assert combined["rejection"] >= got[alone]["rejection"] - one_message - 5e-4, got  # (rounded to 4 places)
+        assert combined["strict_top1"] > got[alone]["strict_top1"], (name, got)
+        assert combined["shown_first"] >= got[alone]["shown_first"], (name, got)
+        assert combined["rejection"] >= got[alone]["rejection"] - one_message - 5e-4, (name, got)  # rounded to 4 places

@@ -65,7 +65,6 @@ REJECT_FEATURES = (
     "long",
     "ranker_agrees_with_matcher",
     "other_services",
-    "ranker_off_and_matcher_unsure",
 )
 NO_OFF_TOPIC = -1.0  # the off-topic value of a model without that class (a clear "no" for a linear SVM)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -223,7 +222,7 @@ def reject_features(
     """What the rejection model looks at, in REJECT_FEATURES order (`ranker_scores`: best first, at
     least two): the ranker's off-topic value and how far it is from the best entry's, how sure each
     engine is of its best entry, whether they agree, the length of the message, words naming other
-    services, and whether the ranker's off-topic class wins where the matcher is unsure."""
+    services (where the off-topic class wins and the matcher is unsure, `rejects` needs no model)."""
     off = NO_OFF_TOPIC if off_topic is None else off_topic
     top = verdict.top
     ranker_top = ranker_scores[0][1]
@@ -238,8 +237,6 @@ def reject_features(
         math.log1p(words) / 3.0,
         float(top is not None and top.entry_id == ranker_scores[0][0]),
         min(verdict.other_services, 2) / 2.0,
-        # the ranker's off-topic class beats every entry and the matcher would not answer on its own
-        float(off >= ranker_top and verdict.kind != ANSWER),
     ]
 
 
