@@ -163,6 +163,7 @@ CRISIS_SETS = [
     "crisis6b.yaml",
     "crisis7.yaml",
     "crisis8.yaml",
+    "crisis9.yaml",
 ]
 
 
@@ -187,6 +188,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm6b.yaml",
         "calm7.yaml",
         "calm8.yaml",
+        "calm9.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
@@ -194,6 +196,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "eval_blind3.yaml",
         "eval_blind4.yaml",
         "eval_blind5.yaml",
+        "eval_blind6.yaml",
     ],
 )
 def test_false_alarms_stay_under_three_percent(name: str) -> None:

@@ -40,7 +40,7 @@ from bot.understanding.pipeline import ranker_alone
 from bot.yamlio import read_yaml
 
 # the tuning sets' off-topic messages are phrasings now (`eval --unseen`)
-BLIND_SETS = ("eval_blind4.yaml", "eval_blind5.yaml")
+BLIND_SETS = ("eval_blind4.yaml", "eval_blind5.yaml", "eval_blind6.yaml")
 MC = MatcherConfig(answer_threshold=0.33, margin=0.04, suggest_threshold=0.30, max_suggestions=3)
 
 
