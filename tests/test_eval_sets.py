@@ -14,7 +14,8 @@ from bot.normalize import normalize
 from bot.yamlio import read_yaml
 
 DATA = Path(__file__).parent / "data"
-BLIND_SETS = ("eval_blind6.yaml",)  # the earlier ones are FAQ phrasings now (test_eval_floor)
+# the earlier ones are FAQ phrasings now (test_eval_floor)
+BLIND_SETS = ("eval_blind6.yaml",)
 
 
 @pytest.mark.parametrize("name", BLIND_SETS)
