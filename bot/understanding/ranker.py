@@ -27,7 +27,7 @@ import hashlib
 import random
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise, repeat
@@ -377,20 +377,12 @@ def _interned_in_halves(texts: Iterable[str], workers: int = WORKERS) -> tuple[l
     Python: 4.4 s of the shipped FAQ's 10 s of training on 2026-12-08). The halves' feature numbers are
     merged in order of first appearance, so the result is exactly `_interned`'s."""
     texts = list(texts)
-    import multiprocessing
-
-    if workers < 2 or len(texts) < 2 * INTERN_SPLIT_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or len(texts) < 2 * INTERN_SPLIT_MIN or not _can_fork():
         return _interned(texts)
     half = len(texts) // 2
-    global _INTERN_JOB
-    _INTERN_JOB = texts[half:]
-    try:
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            later = pool.apply_async(_intern_job)
-            names, is_word, indptr, cols, counts = _interned(texts[:half])
-            names_b, is_word_b, indptr_b, cols_b, counts_b = later.get()
-    finally:
-        _INTERN_JOB = None
+    first, second = _forked_map(_interned, [texts[:half], texts[half:]])
+    names, is_word, indptr, cols, counts = first
+    names_b, is_word_b, indptr_b, cols_b, counts_b = second
     ids = {name: i for i, name in enumerate(names)}
     new_of_b = np.empty(len(names_b), dtype=np.int32)
     added: list[int] = []
@@ -411,13 +403,6 @@ def _interned_in_halves(texts: Iterable[str], workers: int = WORKERS) -> tuple[l
 
 
 INTERN_SPLIT_MIN = 1000  # texts per half below which one pass is quicker than a fork
-# the texts a forked worker of _interned_in_halves interns, set just before the fork
-_INTERN_JOB: list[str] | None = None
-
-
-def _intern_job() -> tuple[list[str], Any, Any, Any, Any]:
-    assert _INTERN_JOB is not None
-    return _interned(_INTERN_JOB)
 
 
 def _matrix(indptr: Any, indices: Any, counts: Any, idf: Any, n_chars: int, n_features: int) -> Any:
@@ -470,24 +455,20 @@ class SplitOneVsRest:
         self.intercept_: Any = None
 
     def fit(self, x: Any, y: Any) -> SplitOneVsRest:
-        import multiprocessing
-
         classes = np.unique(y)
         groups = [g for g in (classes[i :: self.workers] for i in range(self.workers)) if len(g)]
-        fork = "fork" in multiprocessing.get_all_start_methods()
-        if len(groups) < 2 or len(classes) < 3 or not fork:  # nothing to split: one plain model
+        if len(groups) < 2 or len(classes) < 3 or not _can_fork():  # nothing to split: one plain model
             clf = self.make().fit(x, y)
             self.coef_, self.intercept_ = clf.coef_, clf.intercept_
             return self
         rest = int(classes.max()) + 1
-        global _SPLIT_JOB
-        _SPLIT_JOB = (self.make, x, y, groups, rest)
-        try:
-            with multiprocessing.get_context("fork").Pool(len(groups) - 1) as pool:
-                others = pool.map_async(_fit_group, range(1, len(groups)))
-                fitted = [_fit_group(0), *others.get()]
-        finally:
-            _SPLIT_JOB = None
+
+        def fit_group(group: Any) -> tuple[Any, Any, Any]:
+            """The group's labels against the rest: (the model's classes, coefficients, intercepts)."""
+            clf = self.make().fit(x, np.where(np.isin(y, group), y, rest))
+            return np.asarray(clf.classes_), np.asarray(clf.coef_), np.asarray(clf.intercept_)
+
+        fitted = _forked_map(fit_group, groups)
         position = {int(c): i for i, c in enumerate(classes)}
         self.coef_ = np.zeros((len(classes), x.shape[1]), dtype=np.float64)
         self.intercept_ = np.zeros(len(classes), dtype=np.float64)
@@ -501,16 +482,36 @@ class SplitOneVsRest:
         return self
 
 
-# what a forked worker of SplitOneVsRest trains: (make, x, y, groups, rest label), set just before the fork
-_SPLIT_JOB: tuple[Callable[[], Any], Any, Any, list[Any], int] | None = None
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _fit_group(i: int) -> tuple[Any, Any, Any]:
-    """Group i's labels against the rest: (the model's classes, coefficients, intercepts)."""
-    assert _SPLIT_JOB is not None
-    make, x, y, groups, rest = _SPLIT_JOB
-    clf = make().fit(x, np.where(np.isin(y, groups[i]), y, rest))
-    return np.asarray(clf.classes_), np.asarray(clf.coef_), np.asarray(clf.intercept_)
+# what the forked workers of _forked_map run: (the function, its jobs), set just before the fork
+_FORKED: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
+
+
+def _forked_map(fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
+    """[fn(job) for job in jobs], the first job here and the others each in a forked process meanwhile.
+    The workers inherit fn and its inputs with the fork (the training matrix is shared, not copied
+    or pickled); only their results come back through a pipe."""
+    import multiprocessing
+
+    global _FORKED
+    _FORKED = (fn, jobs)
+    try:
+        with multiprocessing.get_context("fork").Pool(len(jobs) - 1) as pool:
+            others = pool.map_async(_run_forked, range(1, len(jobs)))
+            return [fn(jobs[0]), *others.get()]
+    finally:
+        _FORKED = None
+
+
+def _run_forked(i: int) -> Any:
+    assert _FORKED is not None
+    fn, jobs = _FORKED
+    return fn(jobs[i])
 
 
 def _classifier() -> Any:
