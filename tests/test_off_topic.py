@@ -27,6 +27,7 @@ from bot.understanding.asking import STORY_WEIGHT, asking_text, weighted_parts
 from bot.understanding.calibrate import REJECT_COST, Row, fit_rejection
 from bot.understanding.decide import (
     FEATURES,
+    LONG_WORDS,
     REJECT_FEATURES,
     Calibration,
     agrees,
@@ -215,6 +216,20 @@ def test_the_rejection_model_sends_what_it_finds_off_topic_to_the_fallback() -> 
     assert decide(SCORES, v, 4, rejecting(0.9), off_topic=0.8).kind == FALLBACK
     d = decide(SCORES, v, 4, rejecting(0.1), off_topic=0.8)
     assert (d.kind, d.entry_id) == (ANSWER, "a")
+
+
+def test_a_long_story_both_engines_read_as_one_entry_is_not_rejected_by_the_model() -> None:
+    agreeing = verdict((cand("a", 0.6), cand("b", 0.3)), MC)  # the ranker's top (SCORES) is "a" too
+    disagreeing = verdict((cand("b", 0.6), cand("a", 0.3)), MC)
+    story = LONG_WORDS + 1
+    assert not rejects(SCORES, -0.5, agreeing, story, rejecting(0.9))
+    assert rejects(SCORES, -0.5, disagreeing, story, rejecting(0.9))
+    assert rejects(SCORES, -0.5, agreeing, LONG_WORDS, rejecting(0.9))  # not a story: the model decides
+    d = decide(SCORES, agreeing, story, rejecting(0.9), off_topic=-0.5)
+    assert (d.kind, d.entry_id) == (ANSWER, "a")
+    # the off-topic class beating every entry still rejects a story the matcher is unsure of
+    unsure = verdict((cand("a", 0.31), cand("b", 0.30)), MC)
+    assert rejects(SCORES, 0.5, unsure, story, rejecting(0.1))
 
 
 def test_without_a_rejection_model_nothing_is_rejected_by_it() -> None:
