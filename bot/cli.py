@@ -405,7 +405,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "csv" and args.out_dir is None:
         print("CSV is one file per table: give --out-dir FOLDER (e.g. --out-dir report-csv)", file=sys.stderr)
         return 2
-    loaded = _load(args)
+    loaded = _load(args, train="later")  # counts and titles: no ranker needed, no training to wait for
     if loaded is None:
         return 1
     k = loaded.knowledge
@@ -512,7 +512,8 @@ def cmd_teach(args: argparse.Namespace) -> int:
     if args.question is not None and not (args.entry or args.new_topic or args.ignore):
         print("say what to do: an ENTRY to teach it to, --new-topic or --ignore", file=sys.stderr)
         return 2
-    loaded = _load(args)
+    # the matcher's candidates and the content only: no ranker needed, no training to wait for
+    loaded = _load(args, train="later")
     if loaded is None:
         return 1
     k = loaded.knowledge
