@@ -164,6 +164,8 @@ CRISIS_SETS = [
     "crisis7.yaml",
     "crisis8.yaml",
     "crisis9.yaml",
+    "crisis10.yaml",
+    "crisis11.yaml",
 ]
 
 
@@ -189,6 +191,8 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm7.yaml",
         "calm8.yaml",
         "calm9.yaml",
+        "calm10.yaml",
+        "calm11.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
@@ -197,6 +201,8 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "eval_blind4.yaml",
         "eval_blind5.yaml",
         "eval_blind6.yaml",
+        "eval_blind7.yaml",
+        "eval_blind8.yaml",
     ],
 )
 def test_false_alarms_stay_under_three_percent(name: str) -> None:

@@ -35,11 +35,12 @@ SHIPPED = DATA / "crisis_model.npz"
 NONE = "none"
 VERSION = "crisis-model-1"
 CRISIS_COPIES = 3  # noisy copies of every crisis example (typos, Latin letters, words run together)
-CALM_COPIES = 1  # ...of every calm near-miss; the ordinary questions go in as written
+CALM_COPIES = 2  # ...of every calm near-miss (2 since 2026-12-08: fewer false alarms, no fewer crises, in
+# cross-validation over parts 7-10); the ordinary questions go in as written
 PRUNE = 0.1  # features whose weights all stay below this are dropped: 90,000 of 234,000 kept, 16 MB less in the bot
 THRESHOLD = 0.0  # where no rule fired, the best category must beat "none" by this much
 LIFE_THRESHOLD = -0.3  # ...for suicide and medical: a miss there costs a life, a false alarm a few lines
-VETO = -1.0  # where a rule fired, a margin below this (the model sure it is calm) overrules it
+VETO = -0.6  # where a rule fired, a margin below this (the model sure it is calm) overrules it
 
 
 @dataclass(frozen=True)
