@@ -81,7 +81,7 @@ bench: $(STAMP) $(NODE_STAMP)
 # Everything make and the tools it runs leave behind (the bot's database and bench/results stay).
 clean:
 	rm -rf $(VENV) tests/botapi/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	rm -rf *.egg-info build bench/results/*.tmp komek-cache $(TEST_MODELS)
+	rm -rf *.egg-info build bench/results/*.tmp komek-cache .test-models
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.pyc' -delete
 
