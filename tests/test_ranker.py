@@ -251,6 +251,24 @@ def test_weights_are_served_as_float16(small_model: ranker.RankerModel) -> None:
     assert ranker.Ranker(small_model).scores("паспорт").dtype == np.float32
 
 
+def test_features_with_only_small_weights_are_dropped_and_the_ranking_stays(
+    small_model: ranker.RankerModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = np.abs(small_model.weights.astype(np.float32)).max(axis=1)
+    assert weights.min() >= np.float16(ranker.PRUNE) and len(small_model.vocab) == len(weights)
+    assert small_model.idf.shape == (len(small_model.vocab),) and 0 < small_model.n_chars < len(small_model.vocab)
+    monkeypatch.setattr(ranker, "PRUNE", 0.0)
+    whole = ranker.train(ranker.training_data(SMALL))
+    assert len(whole.vocab) > len(small_model.vocab)  # something was dropped
+    kept = set(small_model.vocab.names())
+    assert kept < set(whole.vocab.names()) and small_model.vocab.names()[: small_model.n_chars] == [
+        n for n in whole.vocab.names()[: whole.n_chars] if n in kept
+    ]
+    pruned, full = ranker.Ranker(small_model), ranker.Ranker(whole)
+    for text in ("как подат на убижище", "potyeryal pasport", "rebenok v shkolu", "паспорт", "can my child go"):
+        assert pruned.rank(text, 1)[0][0] == full.rank(text, 1)[0][0]
+
+
 def test_interning_in_two_halves_gives_exactly_the_one_pass_result() -> None:
     texts = [f"{q} {i} вариант{i % 97}" for i in range(2600) for _, _, q in SMALL[i % len(SMALL) : i % len(SMALL) + 1]]
     assert len(texts) >= 2 * ranker.INTERN_SPLIT_MIN
