@@ -166,6 +166,7 @@ CRISIS_SETS = [
     "crisis9.yaml",
     "crisis10.yaml",
     "crisis11.yaml",
+    "crisis12.yaml",
 ]
 
 
@@ -193,6 +194,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm9.yaml",
         "calm10.yaml",
         "calm11.yaml",
+        "calm12.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
@@ -203,6 +205,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "eval_blind6.yaml",
         "eval_blind7.yaml",
         "eval_blind8.yaml",
+        "eval_blind9.yaml",
     ],
 )
 def test_false_alarms_stay_under_three_percent(name: str) -> None:
