@@ -70,6 +70,7 @@ eval: $(STAMP)
 	$(PY) -m bot eval tests/data/eval_blind6.yaml --misses 0
 	$(PY) -m bot eval tests/data/eval_blind7.yaml --misses 0
 	$(PY) -m bot eval tests/data/eval_blind8.yaml --misses 0
+	$(PY) -m bot eval tests/data/eval_blind9.yaml --misses 0
 
 # Benchmarks (matcher, start-up, end to end through the Bot API emulator, storage): figures printed
 # and written to bench/results/ (latest.json, latest.txt). About 3 minutes on 2 cores (the runs in

@@ -15,7 +15,7 @@ from bot.yamlio import read_yaml
 
 DATA = Path(__file__).parent / "data"
 # the earlier ones are FAQ phrasings now (test_eval_floor)
-BLIND_SETS = ("eval_blind6.yaml", "eval_blind7.yaml", "eval_blind8.yaml")
+BLIND_SETS = ("eval_blind6.yaml", "eval_blind7.yaml", "eval_blind8.yaml", "eval_blind9.yaml")
 
 
 @pytest.mark.parametrize("name", BLIND_SETS)
