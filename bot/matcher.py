@@ -344,6 +344,8 @@ class Index:
         self._gram_vecs = {e: self._unit(grams) for e, grams in entry_grams.items()}
         small = n * len(self._gram_idf) <= _DENSE_CELLS
         self._gram_matrix = _GramMatrix(self._gram_vecs, self._gram_idf) if small else None
+        if self._gram_matrix is not None:
+            self._gram_vecs = {}  # the matrix holds them: the dicts were 6.7 MB of the shipped FAQ's index
         self._vocab = sorted(self.idf)
         # typo look-up: words by first letter, or by the next two, and by length (an edit-distance
         # match of 0.75 or more needs lengths within a quarter of each other)
