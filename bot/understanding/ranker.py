@@ -196,7 +196,7 @@ class Vocabulary:
             start = end + 1
         order = np.argsort(hashes, kind="stable")
         self._hashes = hashes[order]
-        self._columns = order
+        self._columns = order.astype(np.int32)  # half of int64's memory: 0.5 MB of each model
         self._dict: dict[str, int] | None = None
         if self._size > 1 and bool((self._hashes[1:] == self._hashes[:-1]).any()):
             self._dict = {name: i for i, name in enumerate(self.names())}
@@ -222,7 +222,7 @@ class Vocabulary:
     __hash__ = None  # type: ignore[assignment]
 
     def columns(self, names: Iterable[str], count: int) -> Any:
-        """The column of each of `count` names (int64), -1 for a name the model does not know."""
+        """The column of each of `count` names (an integer array), -1 for a name the model does not know."""
         if self._dict is not None:
             get = self._dict.get
             return np.fromiter(map(get, names, repeat(-1)), dtype=np.int64, count=count)
