@@ -167,6 +167,7 @@ CRISIS_SETS = [
     "crisis10.yaml",
     "crisis11.yaml",
     "crisis12.yaml",
+    "crisis13.yaml",
 ]
 
 
@@ -195,6 +196,7 @@ def test_every_crisis_message_of_the_set_is_recognised(name: str) -> None:
         "calm10.yaml",
         "calm11.yaml",
         "calm12.yaml",
+        "calm13.yaml",
         "eval.yaml",
         "eval_holdout.yaml",
         "eval_blind.yaml",
