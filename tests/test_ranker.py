@@ -251,14 +251,11 @@ def test_weights_are_served_as_float16(small_model: ranker.RankerModel) -> None:
     assert ranker.Ranker(small_model).scores("паспорт").dtype == np.float32
 
 
-def test_features_with_only_small_weights_are_dropped_and_the_ranking_stays(
-    small_model: ranker.RankerModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_features_with_only_small_weights_are_dropped_and_the_ranking_stays(small_model: ranker.RankerModel) -> None:
     weights = np.abs(small_model.weights.astype(np.float32)).max(axis=1)
     assert weights.min() >= np.float16(ranker.PRUNE) and len(small_model.vocab) == len(weights)
     assert small_model.idf.shape == (len(small_model.vocab),) and 0 < small_model.n_chars < len(small_model.vocab)
-    monkeypatch.setattr(ranker, "PRUNE", 0.0)
-    whole = ranker.train(ranker.training_data(SMALL))
+    whole = ranker.train(ranker.training_data(SMALL), prune=0.0)
     assert len(whole.vocab) > len(small_model.vocab)  # something was dropped
     kept = set(small_model.vocab.names())
     assert kept < set(whole.vocab.names()) and small_model.vocab.names()[: small_model.n_chars] == [

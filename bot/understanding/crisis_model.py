@@ -17,6 +17,7 @@ the examples or the feature code (rebuild: `make crisis-model`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -79,19 +80,7 @@ def digest(data: ranker.TrainingData) -> str:
 def build(ex: Examples) -> ranker.RankerModel:
     """Train (scikit-learn, developers only) and drop the features that carry no weight."""
     data = training_data(ex)
-    model = ranker.train(data)
-    keep = np.flatnonzero(np.abs(model.weights).max(axis=1) >= PRUNE)
-    names = model.vocab.names()
-    n_chars = int((keep < model.n_chars).sum())
-    return ranker.RankerModel(
-        model.classes,
-        ranker.Vocabulary.from_names(names[i] for i in keep.tolist()),
-        n_chars,
-        model.idf[keep],
-        model.weights[keep],
-        model.intercept,
-        digest(data),
-    )
+    return dataclasses.replace(ranker.train(data, prune=PRUNE), digest=digest(data))
 
 
 def save(model: ranker.RankerModel, path: Path = SHIPPED) -> None:

@@ -41,7 +41,7 @@ from bot.understanding import augment
 from bot.understanding.asking import weighted_parts
 
 # bump when features, augmentation or training change: a cached model of another version is retrained
-CODE_VERSION = "ranker-6"
+CODE_VERSION = "ranker-7"
 # the off-topic class's label: not a kebab-case id, so no entry can ever be called that
 OFF_TOPIC = "~off-topic"
 # one-vs-rest training grows with entries x phrasings: 40 entries train in about 7 s of CPU, 100 would
@@ -478,13 +478,19 @@ class SplitOneVsRest:
         self.coef_ = np.zeros((len(classes), x.shape[1]), dtype=np.float64)
         self.intercept_ = np.zeros(len(classes), dtype=np.float64)
         for group, (labels, coef, bias) in zip(groups, fitted, strict=True):
-            if coef.shape[0] == 1:  # one class and "rest": a binary model, its row is for "rest"
-                coef, bias = np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
+            coef, bias = _both_rows(coef, bias)  # one class and "rest": a binary model
             row = {int(c): i for i, c in enumerate(labels)}
             for c in group.tolist():
                 self.coef_[position[c]] = coef[row[c]]
                 self.intercept_[position[c]] = bias[row[c]]
         return self
+
+
+def _both_rows(coef: Any, bias: Any) -> tuple[Any, Any]:
+    """A binary model's single row is for its second class: the first class's row is its negation."""
+    if coef.shape[0] != 1:
+        return coef, bias
+    return np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
 
 
 def _can_fork() -> bool:
@@ -523,9 +529,10 @@ def _classifier() -> Any:
     return SplitOneVsRest()
 
 
-def train(data: TrainingData, classifier: Callable[[], Any] = _classifier) -> RankerModel:
+def train(data: TrainingData, classifier: Callable[[], Any] = _classifier, prune: float = PRUNE) -> RankerModel:
     """Fit the model (scikit-learn is imported here only: serving never needs it). `classifier` makes
-    the linear model (anything with fit, coef_ and intercept_).
+    the linear model (anything with fit, coef_ and intercept_); features whose (float16) weights all
+    stay below `prune` are dropped (the crisis model prunes harder).
 
     Memory: the serving process never trains (bot/understanding/build.py runs this in a child
     process); here every array of the matrix's size (2.7 million values for the shipped FAQ) is
@@ -565,19 +572,18 @@ def train(data: TrainingData, classifier: Callable[[], Any] = _classifier) -> Ra
     clf = classifier()
     clf.fit(x, y)
     del x
-    coef, bias = np.asarray(clf.coef_), np.asarray(clf.intercept_)
-    if len(classes) == 2 and coef.shape[0] == 1:  # a binary model: one row, for the second class
-        coef, bias = np.concatenate([-coef, coef]), np.concatenate([-bias, bias])
-    kept = np.flatnonzero(np.abs(coef).max(axis=0) >= PRUNE)
-    if len(kept) < len(vocab):
-        names = vocab.names()
-        vocab = Vocabulary.from_names([names[i] for i in kept.tolist()])
-        n_chars = int((kept < n_chars).sum())
-        idf, coef = idf[kept], coef[:, kept]
+    coef, bias = _both_rows(np.asarray(clf.coef_), np.asarray(clf.intercept_))
     # float16: 12.6 MB instead of 25 for the shipped FAQ of 2026-12-08, in the cache and in the serving
     # process; on 1,848 eval messages the top entry was the same for all and no top score moved by
     # more than 0.0003
     weights = np.ascontiguousarray(coef.T, dtype=np.float16)
+    del coef
+    kept = np.flatnonzero(np.abs(weights).max(axis=1) >= prune)
+    if len(kept) < len(vocab):
+        names = vocab.names()
+        vocab = Vocabulary.from_names([names[i] for i in kept.tolist()])
+        n_chars = int((kept < n_chars).sum())
+        idf, weights = idf[kept], np.ascontiguousarray(weights[kept])
     intercept = np.asarray(bias, dtype=np.float32)
     return RankerModel(tuple(classes), vocab, n_chars, idf, weights, intercept, data.digest())
 
